@@ -1,0 +1,1 @@
+"""zarrflow: parallel chunk I/O for Zarr arrays."""

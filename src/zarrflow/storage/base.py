@@ -1,0 +1,168 @@
+"""The ``Store`` contract: a flat mapping of string keys to bytes.
+
+A store knows nothing of Zarr. Keys are ``/``-separated relative paths such as
+``"a/zarr.json"`` or ``"a/c/0/1"``; values are ``bytes``. A missing key reads as
+``None`` (never an exception), so callers can tell "not written" from "failed".
+Byte ranges are plain values (:data:`ByteRequest`), and what a store can do is
+said by its capability properties, not discovered by catching exceptions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "ByteRequest",
+    "OffsetByteRequest",
+    "RangeByteRequest",
+    "Store",
+    "SuffixByteRequest",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RangeByteRequest:
+    """Bytes ``[start, end)`` of a value."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetByteRequest:
+    """Bytes from ``offset`` to the end of a value."""
+
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class SuffixByteRequest:
+    """The last ``suffix`` bytes of a value."""
+
+    suffix: int
+
+
+ByteRequest = RangeByteRequest | OffsetByteRequest | SuffixByteRequest
+
+
+def slice_bytes(value: bytes, request: ByteRequest | None) -> bytes:
+    """Apply a byte request to an in-memory value.
+
+    Examples
+    --------
+    >>> slice_bytes(b"abcdef", RangeByteRequest(1, 3))
+    b'bc'
+    >>> slice_bytes(b"abcdef", SuffixByteRequest(2))
+    b'ef'
+    """
+    if request is None:
+        return value
+    if isinstance(request, RangeByteRequest):
+        return value[request.start : request.end]
+    if isinstance(request, OffsetByteRequest):
+        return value[request.offset :]
+    return value[-request.suffix :] if request.suffix else b""
+
+
+class Store(ABC):
+    """A key/value store of bytes; the bottom layer of zarrflow.
+
+    Subclasses implement ``get``, ``get_range``, ``set``, ``delete`` and
+    ``list_prefix``; the batch methods have sequential defaults that fast
+    backends override.
+    """
+
+    #: the URL this store was opened from (for messages and pickling)
+    url: str = ""
+    #: True when opened read-only; writes raise ReadOnlyError
+    read_only: bool = False
+
+    # capabilities -----------------------------------------------------------
+    @property
+    def supports_writes(self) -> bool:
+        return not self.read_only
+
+    @property
+    def supports_deletes(self) -> bool:
+        return self.supports_writes
+
+    @property
+    def supports_listing(self) -> bool:
+        return True
+
+    @property
+    def supports_partial_reads(self) -> bool:
+        return True
+
+    @property
+    def is_remote(self) -> bool:
+        """True when each request has network latency (batch and overlap requests)."""
+        return False
+
+    # the contract -------------------------------------------------------------
+    @abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """The value at ``key``, or None if it does not exist."""
+
+    @abstractmethod
+    def get_range(self, key: str, request: ByteRequest) -> bytes | None:
+        """Part of the value at ``key``, or None if it does not exist."""
+
+    @abstractmethod
+    def set(self, key: str, value: bytes) -> None:
+        """Store ``value`` at ``key`` (atomically where the backend allows)."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; deleting a missing key is not an error."""
+
+    @abstractmethod
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        """Every key that starts with ``prefix`` (full keys, any depth)."""
+
+    # derived, overridable -----------------------------------------------------
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Values of many keys, in order, None for the missing ones."""
+        return [self.get(k) for k in keys]
+
+    def get_ranges(
+        self, requests: Sequence[tuple[str, ByteRequest]]
+    ) -> list[bytes | None]:
+        """Many byte ranges, in order (overlapped by remote backends)."""
+        return [self.get_range(k, r) for k, r in requests]
+
+    def set_many(self, items: Mapping[str, bytes]) -> None:
+        """Store many values (overlapped by remote backends)."""
+        for k, v in items.items():
+            self.set(k, v)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        for k in keys:
+            self.delete(k)
+
+    def exists(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def list_dir(self, prefix: str) -> list[str]:
+        """Names of the immediate children (keys and "directories") below ``prefix``."""
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        names = set()
+        for key in self.list_prefix(prefix):
+            rest = key[len(prefix) :]
+            if rest:
+                names.add(rest.split("/", 1)[0])
+        return sorted(names)
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every key below ``prefix``."""
+        self.delete_many(list(self.list_prefix(prefix)))
+
+    def close(self) -> None:
+        """Release resources (file handles, zip archives)."""
+
+    def __repr__(self) -> str:
+        mode = "r" if self.read_only else "rw"
+        return f"{type(self).__name__}({self.url!r}, mode={mode!r})"
