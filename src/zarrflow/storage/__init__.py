@@ -1,0 +1,41 @@
+"""The storage layer: a flat mapping of string keys to bytes, over many backends.
+
+Examples
+--------
+>>> from zarrflow.storage import store_from_url
+>>> store = store_from_url("memory://doc-storage")
+>>> store.set("a/zarr.json", b"{}")
+>>> store.get("a/zarr.json"), store.get("a/missing")
+(b'{}', None)
+"""
+
+from __future__ import annotations
+
+from zarrflow.storage.base import (
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    Store,
+    SuffixByteRequest,
+)
+from zarrflow.storage.fsspec_store import FsspecStore
+from zarrflow.storage.keys import validate_key, validate_prefix
+from zarrflow.storage.local import LocalStore
+from zarrflow.storage.memory import MemoryStore
+from zarrflow.storage.url import store_from_url
+from zarrflow.storage.zip import ZipStore
+
+__all__ = [
+    "ByteRequest",
+    "FsspecStore",
+    "LocalStore",
+    "MemoryStore",
+    "OffsetByteRequest",
+    "RangeByteRequest",
+    "Store",
+    "SuffixByteRequest",
+    "ZipStore",
+    "store_from_url",
+    "validate_key",
+    "validate_prefix",
+]

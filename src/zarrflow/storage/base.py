@@ -9,9 +9,13 @@ said by its capability properties, not discovered by catching exceptions.
 
 from __future__ import annotations
 
+import operator
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+
+from zarrflow.errors import StoreError
+from zarrflow.storage.keys import validate_key
 
 __all__ = [
     "ByteRequest",
@@ -64,6 +68,43 @@ def slice_bytes(value: bytes, request: ByteRequest | None) -> bytes:
     if isinstance(request, OffsetByteRequest):
         return value[request.offset :]
     return value[-request.suffix :] if request.suffix else b""
+
+
+def check_byte_request(key: str, request: object) -> None:
+    """Raise :class:`StoreError` unless ``request`` is a well-formed :data:`ByteRequest`.
+
+    Well-formed means integer fields, ``start``/``offset``/``suffix`` >= 0 and
+    ``end >= start``, so every backend serves the same bytes for it.
+
+    Examples
+    --------
+    >>> check_byte_request("a/c/0", RangeByteRequest(0, 10))
+    >>> check_byte_request("a/c/0", OffsetByteRequest(-1))  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    StoreError: invalid byte request OffsetByteRequest(offset=-1) for key 'a/c/0'
+    """
+    cls = type(request)
+    if cls is RangeByteRequest:
+        ok = _is_size(request.start) and _is_size(request.end) and request.end >= request.start
+    elif cls is OffsetByteRequest:
+        ok = _is_size(request.offset)
+    elif cls is SuffixByteRequest:
+        ok = _is_size(request.suffix)
+    else:
+        ok = False
+    if not ok:
+        raise StoreError(
+            f"invalid byte request {request!r} for key {key!r}: expected a RangeByteRequest "
+            f"(0 <= start <= end), OffsetByteRequest (offset >= 0) or SuffixByteRequest "
+            f"(suffix >= 0) with integer fields"
+        )
+
+
+def _is_size(n: object) -> bool:
+    """True for a non-negative integer (numpy integers included, bools excluded)."""
+    if isinstance(n, bool) or not hasattr(type(n), "__index__"):
+        return False
+    return operator.index(n) >= 0
 
 
 class Store(ABC):
@@ -127,14 +168,17 @@ class Store(ABC):
         """Values of many keys, in order, None for the missing ones."""
         return [self.get(k) for k in keys]
 
-    def get_ranges(
-        self, requests: Sequence[tuple[str, ByteRequest]]
-    ) -> list[bytes | None]:
+    def get_ranges(self, requests: Sequence[tuple[str, ByteRequest]]) -> list[bytes | None]:
         """Many byte ranges, in order (overlapped by remote backends)."""
         return [self.get_range(k, r) for k, r in requests]
 
     def set_many(self, items: Mapping[str, bytes]) -> None:
-        """Store many values (overlapped by remote backends)."""
+        """Store many values (overlapped by remote backends).
+
+        Every key is validated first, so an invalid key means nothing is written.
+        """
+        for k in items:
+            validate_key(k)
         for k, v in items.items():
             self.set(k, v)
 
@@ -160,8 +204,14 @@ class Store(ABC):
         """Delete every key below ``prefix``."""
         self.delete_many(list(self.list_prefix(prefix)))
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, a no-op by default
         """Release resources (file handles, zip archives)."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         mode = "r" if self.read_only else "rw"

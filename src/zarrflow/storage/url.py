@@ -1,0 +1,96 @@
+"""``store_from_url``: turn what a user typed (a path, a URL, a store) into a Store."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from fsspec.implementations.local import LocalFileSystem
+
+from zarrflow.errors import StoreError
+from zarrflow.storage.base import Store
+from zarrflow.storage.fsspec_store import FsspecStore
+from zarrflow.storage.local import LocalStore
+from zarrflow.storage.memory import MemoryStore
+from zarrflow.storage.zip import ZipStore
+
+__all__ = ["store_from_url"]
+
+# a URL scheme; two characters at least, so that "C://x" stays a Windows path
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]+)://")
+
+
+def store_from_url(
+    url_or_store: str | os.PathLike[str] | Store,
+    storage_options: Mapping[str, Any] | None = None,
+    read_only: bool = False,
+) -> Store:
+    """The store for a URL, path or store.
+
+    ========================================  ===================================
+    argument                                  store
+    ========================================  ===================================
+    a :class:`Store`                          itself (``read_only`` is not applied)
+    ``"memory://name"``                       ``MemoryStore(name)``
+    ``"zip://path"``, a local ``*.zip`` file  ``ZipStore(path, "r" or "a")``
+    a path, ``os.PathLike``, ``"file://..."``  ``LocalStore(path)``
+    any other URL, chained URLs (``a::b``)    ``FsspecStore(url, storage_options)``
+    ========================================  ===================================
+
+    Parameters
+    ----------
+    url_or_store : str, os.PathLike or Store
+        What to open.
+    storage_options : mapping, optional
+        Options for the fsspec filesystem; only fsspec URLs take them.
+    read_only : bool, default False
+        Open the new store read-only (zip archives in mode ``"r"``, else ``"a"``).
+
+    Returns
+    -------
+    Store
+
+    Raises
+    ------
+    StoreError
+        If ``url_or_store`` is of an unsupported type, or ``storage_options``
+        are given for a store that does not use them.
+
+    Examples
+    --------
+    >>> store_from_url("memory://doc-url")
+    MemoryStore('memory://doc-url', mode='rw')
+    >>> type(store_from_url("/tmp/data.zarr", read_only=True)).__name__
+    'LocalStore'
+    """
+    if isinstance(url_or_store, Store):
+        return url_or_store
+    url = os.fspath(url_or_store) if isinstance(url_or_store, os.PathLike) else url_or_store
+    if not isinstance(url, str):
+        raise StoreError(
+            f"cannot open a store from {url_or_store!r}: expected a Store, a path or a URL string"
+        )
+    match = None if "::" in url else _SCHEME.match(url)
+    scheme = match.group(1).lower() if match else None
+    if "::" in url or scheme not in (None, "file", "local", "memory", "zip"):
+        return FsspecStore(url, storage_options, read_only=read_only)
+    if storage_options:
+        raise StoreError(
+            f"storage_options {dict(storage_options)!r} were given for {url!r}, which does not "
+            f"use them; they apply only to fsspec URLs such as 's3://...'"
+        )
+    if scheme == "memory":
+        return MemoryStore(url[len("memory://") :].rstrip("/") or None, read_only=read_only)
+    if scheme == "zip":
+        return ZipStore(url[len("zip://") :], "r" if read_only else "a")
+    path = LocalFileSystem._strip_protocol(url) if scheme else url
+    if _is_zip_path(path):
+        return ZipStore(path, "r" if read_only else "a")
+    return LocalStore(path, read_only=read_only)
+
+
+def _is_zip_path(path: str) -> bool:
+    """True for a path naming a zip archive (a ``.zip`` name that is not a directory)."""
+    return path.rstrip("/\\").lower().endswith(".zip") and not os.path.isdir(path)
