@@ -1,0 +1,250 @@
+"""Consolidated metadata: a whole hierarchy's metadata in one document.
+
+Zarr v2 keeps it in ``.zmetadata``::
+
+    {"zarr_consolidated_format": 1, "metadata": {"a/.zarray": {...}, ...}}
+
+and zarr-python 3 keeps v3's in the root group's ``zarr.json``::
+
+    "consolidated_metadata": {"kind": "inline", "must_understand": false,
+                              "metadata": {"a": {...}, "a/b": {...}}}
+
+Both read into one mapping: relative path -> node metadata, with the group
+that holds it under ``""``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from zarrflow.errors import MetadataError
+from zarrflow.metadata.group import GroupMetadata, NodeMetadata
+from zarrflow.metadata.json import load_json_object, where
+from zarrflow.metadata.load import METADATA_NAMES, load_node, node_from_json, node_key
+
+if TYPE_CHECKING:
+    from zarrflow.storage import Store
+
+__all__ = [
+    "parse_consolidated_v2",
+    "parse_consolidated_v3",
+    "read_consolidated",
+    "write_consolidated",
+]
+
+_ZMETADATA = ".zmetadata"
+
+
+def _join(path: str, relpath: str) -> str:
+    return f"{path}/{relpath}" if path and relpath else path or relpath
+
+
+def parse_consolidated_v2(doc: Mapping[str, Any], path: str = "") -> dict[str, NodeMetadata]:
+    """Parse a ``.zmetadata`` document into relative path -> node metadata.
+
+    Examples
+    --------
+    >>> doc = {"zarr_consolidated_format": 1, "metadata": {
+    ...     ".zgroup": {"zarr_format": 2}, "g/.zgroup": {"zarr_format": 2},
+    ...     "g/.zattrs": {"a": 1}}}
+    >>> nodes = parse_consolidated_v2(doc)
+    >>> sorted(nodes), nodes["g"].attributes
+    (['', 'g'], {'a': 1})
+    """
+    with where(path, "group"):
+        metadata = doc.get("metadata")
+        if doc.get("zarr_consolidated_format") != 1 or not isinstance(metadata, dict):
+            raise MetadataError(f"{_ZMETADATA} needs zarr_consolidated_format 1 and metadata")
+        by_node: dict[str, dict[str, Any]] = {}
+        for key, value in metadata.items():
+            relpath, _, name = key.rpartition("/")
+            if name not in METADATA_NAMES[2]:
+                continue
+            if not isinstance(value, dict):
+                raise MetadataError(f"{_ZMETADATA} entry {key!r} is not a JSON object")
+            by_node.setdefault(relpath, {})[name] = value
+    nodes = {}
+    for relpath, docs in by_node.items():
+        meta = node_from_json(docs, _join(path, relpath), 2)
+        if meta is not None:
+            nodes[relpath] = meta
+    return nodes
+
+
+def _flatten_v3(metadata: Any, prefix: str = "") -> dict[str, Any]:
+    """Relative path -> zarr.json document, nested consolidated entries flattened."""
+    if not isinstance(metadata, dict):
+        raise MetadataError(f"consolidated_metadata.metadata must be an object, got {metadata!r}")
+    flat: dict[str, Any] = {}
+    for relpath, doc in metadata.items():
+        if not isinstance(doc, dict):
+            raise MetadataError(f"consolidated_metadata entry {relpath!r} is malformed")
+        full = _join(prefix, relpath.strip("/"))
+        nested = doc.get("consolidated_metadata")
+        if isinstance(nested, dict) and nested.get("metadata"):
+            for sub, sub_doc in _flatten_v3(nested["metadata"], full).items():
+                flat.setdefault(sub, sub_doc)
+        flat[full] = doc
+    return flat
+
+
+def parse_consolidated_v3(doc: Mapping[str, Any], path: str = "") -> dict[str, NodeMetadata] | None:
+    """Parse a v3 group ``zarr.json`` with inline consolidated metadata.
+
+    Returns None when the document carries none (or a kind other than
+    ``"inline"``, which ``must_understand: false`` lets us ignore).
+
+    Examples
+    --------
+    >>> doc = {"zarr_format": 3, "node_type": "group", "consolidated_metadata": {
+    ...     "kind": "inline", "must_understand": False, "metadata": {
+    ...         "g": {"zarr_format": 3, "node_type": "group"}}}}
+    >>> sorted(parse_consolidated_v3(doc))
+    ['', 'g']
+    """
+    inline = doc.get("consolidated_metadata")
+    if not isinstance(inline, dict) or inline.get("kind") != "inline":
+        return None
+    with where(path, "group"):
+        flat = _flatten_v3(inline.get("metadata"))
+    nodes: dict[str, NodeMetadata] = {"": GroupMetadata.from_json(doc, None, path)}
+    for relpath, entry in flat.items():
+        meta = node_from_json({"zarr.json": entry}, _join(path, relpath), 3)
+        if meta is None:
+            raise MetadataError(f"consolidated entry {relpath!r} is not Zarr v3 metadata")
+        nodes[relpath] = meta
+    return nodes
+
+
+def _with_root(nodes: dict[str, NodeMetadata]) -> dict[str, NodeMetadata]:
+    """Attach the children to the root group's ``consolidated`` field."""
+    root = nodes[""]
+    children = {k: v for k, v in nodes.items() if k}
+    if isinstance(root, GroupMetadata):
+        nodes[""] = root.replace(consolidated=children)
+    return nodes
+
+
+def read_consolidated(
+    store: Store, path: str = "", zarr_format: int | None = None
+) -> dict[str, NodeMetadata] | None:
+    """Read the consolidated metadata of the group at ``path``, if it has any.
+
+    Parameters
+    ----------
+    store
+        Where to read.
+    path
+        The group holding the consolidated metadata (``""`` for the root).
+    zarr_format
+        2 or 3 to read one form only; None prefers v3's.
+
+    Returns
+    -------
+    dict or None
+        A new dict: ``""`` -> the group's :class:`GroupMetadata` (with
+        ``consolidated`` set) and relative path -> metadata of every node below;
+        None when there is no consolidated metadata.
+
+    Examples
+    --------
+    >>> from zarrflow.storage import MemoryStore
+    >>> store = MemoryStore()
+    >>> store.set("zarr.json", GroupMetadata(3).to_documents()["zarr.json"])
+    >>> read_consolidated(store) is None
+    True
+    """
+    path = path.strip("/")
+    names = ["zarr.json", _ZMETADATA]
+    if zarr_format is not None:
+        names = names[:1] if zarr_format == 3 else names[1:]
+    values = dict(zip(names, store.get_many([node_key(path, n) for n in names]), strict=True))
+    raw = values.get("zarr.json")
+    if raw is not None:
+        doc = load_json_object(raw, node_key(path, "zarr.json"))
+        nodes = parse_consolidated_v3(doc, path) if doc.get("node_type") == "group" else None
+        return _with_root(nodes) if nodes is not None else None
+    raw = values.get(_ZMETADATA)
+    if raw is None:
+        return None
+    nodes = parse_consolidated_v2(load_json_object(raw, node_key(path, _ZMETADATA)), path)
+    if "" not in nodes:
+        nodes[""] = load_node(store, path, 2, node_type="group")
+    return _with_root(nodes)
+
+
+def _children(store: Store, path: str, groups: list[str], zarr_format: int) -> list[str]:
+    """Relative paths of the candidate child nodes of ``groups``."""
+    skip = {*METADATA_NAMES[zarr_format], _ZMETADATA, "zarr.json"}
+    out = []
+    for relpath in groups:
+        prefix = _join(path, relpath)
+        for name in store.list_dir(f"{prefix}/" if prefix else ""):
+            if name not in skip:
+                out.append(_join(relpath, name))
+    return out
+
+
+def collect_hierarchy(store: Store, path: str, zarr_format: int) -> dict[str, NodeMetadata]:
+    """The metadata of every node below the group at ``path``, by relative path.
+
+    Walks group by group (``list_dir``), reading each level's candidate
+    documents in one ``get_many``, and never lists inside arrays.
+    """
+    names = METADATA_NAMES[zarr_format]
+    nodes: dict[str, NodeMetadata] = {}
+    level = _children(store, path, [""], zarr_format)
+    while level:
+        keys = [node_key(_join(path, rel), n) for rel in level for n in names]
+        values = iter(store.get_many(keys))
+        groups = []
+        for relpath in level:
+            docs = {}
+            for name in names:
+                value = next(values)
+                if value is not None:
+                    docs[name] = load_json_object(value, node_key(_join(path, relpath), name))
+            meta = node_from_json(docs, _join(path, relpath), zarr_format)
+            if meta is None:
+                continue
+            nodes[relpath] = meta
+            if isinstance(meta, GroupMetadata):
+                groups.append(relpath)
+        level = _children(store, path, groups, zarr_format)
+    return nodes
+
+
+def write_consolidated(
+    store: Store, path: str = "", zarr_format: int | None = None
+) -> dict[str, NodeMetadata]:
+    """Consolidate the metadata of the hierarchy below the group at ``path``.
+
+    Writes ``.zmetadata`` (v2) or the root ``zarr.json``'s
+    ``consolidated_metadata`` (v3), in zarr-python's forms.
+
+    Returns
+    -------
+    dict
+        Relative path -> metadata of every node consolidated.
+
+    Examples
+    --------
+    >>> from zarrflow.storage import MemoryStore
+    >>> store = MemoryStore()
+    >>> for rel, meta in {"": GroupMetadata(2), "g": GroupMetadata(2)}.items():
+    ...     for name, doc in meta.to_documents().items():
+    ...         store.set(node_key(rel, name), doc)
+    >>> sorted(write_consolidated(store))
+    ['g']
+    >>> sorted(read_consolidated(store))
+    ['', 'g']
+    """
+    path = path.strip("/")
+    root = load_node(store, path, zarr_format, node_type="group")
+    assert isinstance(root, GroupMetadata)
+    nodes = collect_hierarchy(store, path, root.zarr_format)
+    docs = root.replace(consolidated=nodes).to_documents()
+    name = "zarr.json" if root.zarr_format == 3 else _ZMETADATA
+    store.set(node_key(path, name), docs[name])
+    return nodes
