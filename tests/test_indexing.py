@@ -1,0 +1,463 @@
+"""Tests for ``zarrflow.indexing``: selections projected onto chunk grids.
+
+Every property test cuts a numpy array into padded chunks (as storage holds
+them), replays the indexer's projections against those chunks, and compares
+with numpy's own indexing, for reads and for writes.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zarrflow.errors import SelectionError
+from zarrflow.indexing import (
+    ArrayDimIndexer,
+    BasicIndexer,
+    ChunkProjection,
+    CoordinateIndexer,
+    MaskIndexer,
+    OrthogonalIndexer,
+    SliceDimIndexer,
+    chunk_extent,
+    is_basic_selection,
+    is_coordinate_selection,
+    is_mask_selection,
+    is_orthogonal_selection,
+    make_indexer,
+    normalize_integer_selection,
+    selection_kind,
+    slices_from_start_stop,
+)
+
+PAD = -1
+SETTINGS = settings(max_examples=200, deadline=None)
+
+# ---------------------------------------------------------------- helpers
+
+
+def cut_chunks(arr: np.ndarray, chunks: tuple[int, ...]) -> dict[tuple[int, ...], np.ndarray]:
+    """Split ``arr`` into full-``chunks``-shaped chunks, edge chunks padded with PAD."""
+    grid = [math.ceil(s / c) for s, c in zip(arr.shape, chunks, strict=True)]
+    stored = {}
+    for coords in itertools.product(*(range(g) for g in grid)):
+        chunk = np.full(chunks, PAD, dtype=arr.dtype)
+        region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, chunks, strict=True))
+        part = arr[region]
+        chunk[tuple(slice(0, n) for n in part.shape)] = part
+        stored[coords] = chunk
+    return stored
+
+
+def assemble(stored: dict, shape: tuple[int, ...], chunks: tuple[int, ...]) -> np.ndarray:
+    """Rebuild an array from its chunks, checking the padding was never touched."""
+    arr = np.empty(shape, dtype=np.int64)
+    for coords, chunk in stored.items():
+        extent = chunk_extent(coords, shape, chunks)
+        inner = tuple(slice(0, n) for n in extent)
+        region = tuple(
+            slice(i * c, i * c + n) for i, c, n in zip(coords, chunks, extent, strict=True)
+        )
+        arr[region] = chunk[inner]
+        assert (chunk == PAD).sum() == chunk.size - math.prod(extent), "padding was written"
+    return arr
+
+
+def check_projections(indexer: Any, shape: tuple, chunks: tuple, ordered: bool) -> list:
+    """Check chunk coverage, completeness, uniqueness and order of the projections.
+
+    Complete means every in-bounds element of the chunk is taken exactly once.
+    """
+    projections = list(indexer)
+    assert len(projections) == indexer.nchunks
+    coords = [p.chunk_coords for p in projections]
+    assert len(set(coords)) == len(coords)
+    if ordered:
+        assert coords == sorted(coords)
+    for p in projections:
+        assert isinstance(p, ChunkProjection)
+        size = math.prod(chunks)
+        taken = np.arange(size).reshape(chunks)[p.chunk_selection].reshape(-1)
+        counts = np.bincount(taken, minlength=size).reshape(chunks)
+        inner = tuple(slice(0, n) for n in chunk_extent(p.chunk_coords, shape, chunks))
+        assert counts.sum() == counts[inner].sum(), "selection reaches past the array edge"
+        assert p.is_complete_chunk == bool((counts[inner] == 1).all())
+    return projections
+
+
+def read(indexer: Any, arr: np.ndarray, chunks: tuple, flat: bool = False) -> np.ndarray:
+    stored = cut_chunks(arr, chunks)
+    out = np.full(indexer.shape, -7, dtype=arr.dtype)
+    target = out.reshape(-1) if flat else out
+    for p in check_projections(indexer, arr.shape, chunks, ordered=not flat):
+        target[p.out_selection] = stored[p.chunk_coords][p.chunk_selection]
+    return out
+
+
+def write(indexer: Any, arr: np.ndarray, chunks: tuple, value: np.ndarray, flat: bool = False):
+    stored = cut_chunks(arr, chunks)
+    source = value.reshape(-1) if flat else value
+    for p in indexer:
+        part = source[p.out_selection]
+        if not p.is_complete_chunk:  # read-modify-write
+            stored[p.chunk_coords][p.chunk_selection] = part
+        elif np.shape(part) == chunks:  # the part is the whole new chunk
+            stored[p.chunk_coords] = np.array(part)
+        else:  # no read: a fresh fill-valued buffer
+            stored[p.chunk_coords] = np.full(chunks, PAD, dtype=arr.dtype)
+            stored[p.chunk_coords][p.chunk_selection] = part
+    return assemble(stored, arr.shape, chunks)
+
+
+def value_for(shape: tuple[int, ...]) -> np.ndarray:
+    return np.arange(math.prod(shape), dtype=np.int64).reshape(shape) + 10_000
+
+
+# ---------------------------------------------------------------- strategies
+
+
+@st.composite
+def shapes_and_chunks(draw: Any, min_ndim: int = 0) -> tuple[tuple, tuple]:
+    """0-4 dims of sizes 0-20 (at most ~2000 elements), chunks 1-7."""
+    ndim = draw(st.integers(min_ndim, 4))
+    shape = []
+    for _ in range(ndim):
+        budget = 2000 // max(1, math.prod(shape))
+        shape.append(draw(st.integers(0, min(20, max(1, budget)))))
+    chunks = tuple(draw(st.integers(1, 7)) for _ in range(ndim))
+    return tuple(shape), chunks
+
+
+def slices(n: int) -> st.SearchStrategy[slice]:
+    bound = st.none() | st.integers(-n - 3, n + 3)
+    step = st.none() | st.integers(-25, 25).filter(bool)
+    return st.builds(slice, bound, bound, step)
+
+
+def ints(n: int) -> st.SearchStrategy[int]:
+    return st.integers(-n, n - 1)
+
+
+@st.composite
+def basic_selections(draw: Any, shape: tuple) -> Any:
+    keys: list[Any] = [draw(slices(n) | ints(n)) if n else draw(slices(n)) for n in shape]
+    if draw(st.booleans()):  # an ellipsis standing for a run of whole axes
+        at = draw(st.integers(0, len(keys)))
+        run = draw(st.integers(0, len(keys) - at))
+        keys[at : at + run] = [Ellipsis]
+    elif draw(st.booleans()):  # fewer keys than axes
+        keys = keys[: draw(st.integers(0, len(keys)))]
+    for _ in range(draw(st.integers(0, 2))):
+        keys.insert(draw(st.integers(0, len(keys))), None)
+    if len(keys) == 1 and draw(st.booleans()):
+        return keys[0]
+    return tuple(keys)
+
+
+def index_arrays(n: int) -> st.SearchStrategy[np.ndarray]:
+    if n == 0:
+        return st.just(np.zeros(0, dtype=np.int64))
+    return st.lists(ints(n), max_size=8).map(lambda v: np.array(v, dtype=np.int64))
+
+
+def masks(n: int) -> st.SearchStrategy[np.ndarray]:
+    return st.lists(st.booleans(), min_size=n, max_size=n).map(lambda v: np.array(v, bool))
+
+
+def full_masks(shape: tuple) -> st.SearchStrategy[np.ndarray]:
+    """Boolean masks of the full shape: all, none, or random at a drawn density."""
+    density = st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0])
+    seeds = st.integers(0, 2**32 - 1)
+    return st.builds(lambda p, seed: np.random.default_rng(seed).random(shape) < p, density, seeds)
+
+
+@st.composite
+def orthogonal_selections(draw: Any, shape: tuple) -> tuple:
+    keys = []
+    for n in shape:
+        choices = slices(n) | index_arrays(n) | masks(n)
+        keys.append(draw(choices | ints(n)) if n else draw(choices))
+    return tuple(keys)
+
+
+@st.composite
+def coordinate_selections(draw: Any, shape: tuple) -> tuple:
+    if 0 in shape:
+        return tuple(np.zeros(0, np.int64) for _ in shape)
+    bshape = tuple(draw(st.lists(st.integers(0, 4), max_size=2)))
+    keys: list[Any] = []
+    for n in shape:
+        kind = draw(st.sampled_from(["full", "broadcast", "scalar"]))
+        if kind == "scalar":
+            keys.append(draw(ints(n)))
+            continue
+        ashape = bshape[draw(st.integers(0, len(bshape))) :] if kind == "broadcast" else bshape
+        flat = draw(st.lists(ints(n), min_size=math.prod(ashape), max_size=math.prod(ashape)))
+        keys.append(np.array(flat, dtype=np.int64).reshape(ashape))
+    if not any(isinstance(k, np.ndarray) for k in keys):
+        keys[0] = np.array(keys[0])[None]
+    return tuple(keys)
+
+
+def ix_reference(selection: tuple, shape: tuple) -> tuple[tuple, tuple]:
+    """The numpy ``np.ix_`` selection and result shape of an orthogonal selection."""
+    axes = []
+    out_shape = []
+    for key, n in zip(selection, shape, strict=True):
+        if isinstance(key, slice):
+            idx = np.arange(n)[key]
+        elif isinstance(key, np.ndarray) and key.dtype == bool:
+            idx = np.flatnonzero(key)
+        else:
+            idx = np.atleast_1d(np.asarray(key) % max(n, 1))
+            if np.ndim(key) == 0:
+                axes.append(idx)
+                continue
+        axes.append(idx)
+        out_shape.append(len(idx))
+    return np.ix_(*axes), tuple(out_shape)
+
+
+# ---------------------------------------------------------------- properties
+
+
+@SETTINGS
+@given(data=st.data())
+def test_basic_matches_numpy(data: Any) -> None:
+    shape, chunks = data.draw(shapes_and_chunks())
+    selection = data.draw(basic_selections(shape))
+    arr = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    indexer = BasicIndexer(selection, shape, chunks)
+    expected = arr[selection]
+    assert indexer.shape == expected.shape
+    np.testing.assert_array_equal(read(indexer, arr, chunks), expected)
+    value = value_for(expected.shape)
+    reference = arr.copy()
+    reference[selection] = value
+    np.testing.assert_array_equal(write(indexer, arr, chunks, value), reference)
+    assert indexer.is_complete == all(p.is_complete_chunk for p in indexer)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_orthogonal_matches_numpy_ix(data: Any) -> None:
+    shape, chunks = data.draw(shapes_and_chunks())
+    selection = data.draw(orthogonal_selections(shape))
+    arr = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    indexer = OrthogonalIndexer(selection, shape, chunks)
+    ix, out_shape = ix_reference(selection, shape)
+    expected = arr[ix].reshape(out_shape)
+    assert indexer.shape == out_shape
+    np.testing.assert_array_equal(read(indexer, arr, chunks), expected)
+    value = value_for(out_shape)
+    reference = arr.copy()
+    reference[ix] = value.reshape(arr[ix].shape)
+    np.testing.assert_array_equal(write(indexer, arr, chunks, value), reference)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_coordinate_matches_numpy(data: Any) -> None:
+    shape, chunks = data.draw(shapes_and_chunks(min_ndim=1))
+    selection = data.draw(coordinate_selections(shape))
+    arr = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    indexer = CoordinateIndexer(selection, shape, chunks)
+    expected = arr[selection]
+    assert indexer.shape == expected.shape
+    np.testing.assert_array_equal(read(indexer, arr, chunks, flat=True), expected)
+    value = value_for(expected.shape)
+    reference = arr.copy()
+    reference[selection] = value
+    np.testing.assert_array_equal(write(indexer, arr, chunks, value, flat=True), reference)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_mask_matches_numpy(data: Any) -> None:
+    shape, chunks = data.draw(shapes_and_chunks())
+    mask = data.draw(full_masks(shape))
+    arr = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    indexer = MaskIndexer(mask, shape, chunks)
+    expected = arr[mask]
+    assert indexer.shape == expected.shape
+    np.testing.assert_array_equal(read(indexer, arr, chunks, flat=True), expected)
+    value = value_for(expected.shape)
+    reference = arr.copy()
+    reference[mask] = value
+    np.testing.assert_array_equal(write(indexer, arr, chunks, value, flat=True), reference)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_make_indexer_routes_like_numpy(data: Any) -> None:
+    shape, chunks = data.draw(shapes_and_chunks(min_ndim=1))
+    selection = data.draw(
+        basic_selections(shape) | coordinate_selections(shape) | full_masks(shape)
+    )
+    arr = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    indexer = make_indexer(selection, shape, chunks)
+    flat = isinstance(indexer, CoordinateIndexer | MaskIndexer)
+    np.testing.assert_array_equal(read(indexer, arr, chunks, flat=flat), arr[selection])
+
+
+# ---------------------------------------------------------------- explicit cases
+
+
+def test_full_selection_projections_are_complete_and_fast_path() -> None:
+    indexer = BasicIndexer(Ellipsis, (10, 8), (4, 4))
+    assert indexer.nchunks == 6 and indexer.is_complete
+    edge = next(p for p in indexer if p.chunk_coords == (2, 1))
+    assert edge.chunk_selection == (slice(0, 2, 1), slice(0, 4, 1))
+    assert edge.out_selection == (slice(8, 10, 1), slice(4, 8, 1))
+    assert [d.nchunks for d in indexer.dim_indexers] == [3, 2]
+
+
+def test_negative_step_reverses_out_selection() -> None:
+    (p,) = BasicIndexer(slice(None, None, -1), (4,), (4,))
+    assert p.chunk_selection == (slice(0, 4, 1),)
+    assert p.out_selection == (slice(3, None, -1),)
+    assert p.is_complete_chunk
+
+
+def test_int_axes_dropped_and_newaxis_added() -> None:
+    indexer = BasicIndexer((None, 3, Ellipsis, None), (5, 6), (2, 2))
+    assert indexer.shape == (1, 6, 1)
+    assert indexer.drop_axes == (0,)
+    assert next(iter(indexer)).chunk_selection == (1, slice(0, 2, 1))
+
+
+def test_zero_d_and_zero_length() -> None:
+    (p,) = BasicIndexer((), (), ())
+    assert p == ChunkProjection((), (), (), True)
+    assert BasicIndexer(Ellipsis, (0, 5), (2, 2)).nchunks == 0
+    assert BasicIndexer(slice(3, 3), (5,), (2,)).shape == (0,)
+    assert MaskIndexer(np.array(True), (), ()).shape == (1,)
+
+
+def test_dim_indexers_group_unsorted_and_repeated() -> None:
+    dim = ArrayDimIndexer(np.array([7, 0, 7, -1, 1]), 8, 4)
+    assert [p.dim_chunk_ix for p in dim] == [0, 1]
+    second = dim.projections[1]
+    np.testing.assert_array_equal(second.dim_chunk_sel, [3, 3, 3])
+    np.testing.assert_array_equal(second.dim_out_sel, [0, 2, 3])
+    assert [p.dim_chunk_ix for p in SliceDimIndexer(slice(1, None, 9), 30, 4)] == [0, 2, 4, 7]
+
+
+def test_repeated_indices_are_never_complete() -> None:
+    (p,) = OrthogonalIndexer(([0, 1, 1],), (2,), (4,))
+    assert not p.is_complete_chunk
+    (p,) = CoordinateIndexer(([1, 0, 0],), (2,), (4,))
+    assert not p.is_complete_chunk
+
+
+def test_complete_one_d_points_give_identity_selection() -> None:
+    (p,) = CoordinateIndexer(np.array([2, 0, 1]), (3,), (3,))
+    assert p.is_complete_chunk and p.chunk_selection == (slice(0, 3, 1),)
+    np.testing.assert_array_equal(p.out_selection, [1, 2, 0])
+
+
+def test_orthogonal_combines_ix() -> None:
+    indexer = OrthogonalIndexer(([2, 0], 1, [1, 0]), (3, 3, 3), (3, 3, 3))
+    (p,) = indexer
+    chunk = np.arange(27).reshape(3, 3, 3)
+    out = np.empty(indexer.shape, int)
+    out[p.out_selection] = chunk[p.chunk_selection]
+    np.testing.assert_array_equal(out, chunk[np.ix_([2, 0], [1], [1, 0])][:, 0])
+    assert indexer.shape == (2, 2)
+
+
+def test_coordinate_million_points() -> None:
+    rng = np.random.default_rng(0)
+    points = tuple(rng.integers(0, 4096, 1_000_000) for _ in range(2))
+    indexer = CoordinateIndexer(points, (4096, 4096), (256, 256))
+    assert indexer.nchunks == 256 and indexer.shape == (1_000_000,)
+    total = sum(len(p.chunk_selection[0]) for p in indexer)
+    assert total == 1_000_000
+
+
+def test_routing_helpers() -> None:
+    shape = (4, 5)
+    assert is_basic_selection((1, slice(None), Ellipsis, None))
+    assert not is_basic_selection(([1], 2))
+    assert is_mask_selection(np.zeros(shape, bool), shape)
+    assert not is_mask_selection(np.zeros((4,), bool), shape)
+    assert is_coordinate_selection(([1, 2], 0), shape)
+    assert is_coordinate_selection(np.array([[0, 1]]), (3,))
+    assert is_orthogonal_selection(([1, 2], slice(None)), shape)
+    assert selection_kind([0, 3], shape) == "orthogonal"
+    assert selection_kind(np.ones(shape, bool), shape) == "mask"
+    assert selection_kind((np.array([True, False, True, True]), 1), shape) == "orthogonal"
+
+
+def test_slices_from_start_stop() -> None:
+    assert slices_from_start_stop((5, 6)) == (slice(None), slice(None))
+    assert slices_from_start_stop((5, 6), start=1, step=(None, -1)) == (
+        slice(1, None, None),
+        slice(1, None, -1),
+    )
+    with pytest.raises(SelectionError, match="step cannot be zero"):
+        slices_from_start_stop((5,), step=0)
+    with pytest.raises(SelectionError, match="expected 2"):
+        slices_from_start_stop((5, 6), start=(1, 2, 3))
+    with pytest.raises(SelectionError, match="not an integer"):
+        slices_from_start_stop((5,), stop=2.5)
+
+
+def test_normalize_integer_selection() -> None:
+    assert normalize_integer_selection(-5, 5) == 0
+    with pytest.raises(SelectionError, match="out of bounds"):
+        normalize_integer_selection(-6, 5)
+
+
+@pytest.mark.parametrize(
+    ("make", "selection", "shape", "message"),
+    [
+        (BasicIndexer, 5, (5,), "index 5 is out of bounds for axis 0 of length 5"),
+        (BasicIndexer, (0, -4), (2, 3), "index -4 is out of bounds for axis 1"),
+        (BasicIndexer, (0, 0, 0), (2, 3), "too many indices: 3 given"),
+        (BasicIndexer, (Ellipsis, 0, Ellipsis), (2, 3), "single ellipsis"),
+        (BasicIndexer, 1.0, (5,), "is a float"),
+        (BasicIndexer, slice(0, 4, 0), (5,), "step on axis 0 cannot be zero"),
+        (BasicIndexer, slice(0.5, 4), (5,), "slice start 0.5"),
+        (BasicIndexer, "a", (5,), "unsupported index str"),
+        (BasicIndexer, [1, 2], (5,), "use oindex/vindex"),
+        (BasicIndexer, 0, (0,), "out of bounds for axis 0 of length 0"),
+        (OrthogonalIndexer, (np.ones(3, bool),), (4,), r"boolean mask of shape \(3,\)"),
+        (OrthogonalIndexer, ([0, 4],), (4,), "index 4 is out of bounds"),
+        (OrthogonalIndexer, ([-5],), (4,), "index -5 is out of bounds"),
+        (OrthogonalIndexer, (np.array([0.5]),), (4,), "expected a 1-D integer array"),
+        (OrthogonalIndexer, (np.zeros((1, 1), int),), (4,), "expected a 1-D integer"),
+        (OrthogonalIndexer, (None,), (4,), "newaxis"),
+        (OrthogonalIndexer, ({1},), (4,), "unsupported index"),
+        (CoordinateIndexer, ([0, 1],), (4, 4), "one integer array per axis"),
+        (CoordinateIndexer, ([0, 1], [0, 1, 2]), (4, 4), "cannot be broadcast"),
+        (CoordinateIndexer, ([0, 9], [0, 1]), (4, 4), "index 9 is out of bounds for axis 0"),
+        (CoordinateIndexer, ([0.0], [1]), (4, 4), "expected an integer array"),
+        (CoordinateIndexer, (slice(None), [1]), (4, 4), "expected an integer array"),
+        (MaskIndexer, np.ones((4, 3), bool), (4, 4), r"expected a bool array of shape \(4, 4\)"),
+        (MaskIndexer, np.ones((4, 4), int), (4, 4), "int64 array"),
+        (make_indexer, (slice(None), {1}), (4, 4), "unsupported selection"),
+    ],
+)
+def test_bad_selections_raise(make: Any, selection: Any, shape: tuple, message: str) -> None:
+    with pytest.raises(SelectionError, match=message) as info:
+        make(selection, shape, tuple(2 for _ in shape))
+    assert f"shape {shape}" in str(info.value)
+    assert isinstance(info.value, IndexError)
+
+
+@pytest.mark.parametrize(
+    "module", ["", ".basic", ".common", ".coordinate", ".orthogonal", ".selection"]
+)
+def test_docstring_examples(module: str) -> None:
+    mod = importlib.import_module("zarrflow.indexing" + module)
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
