@@ -1,1 +1,76 @@
-"""zarrflow: parallel chunk I/O for Zarr arrays."""
+"""zarrflow: parallel chunk I/O for Zarr v2 and v3 arrays, where every chunk is a Dask task.
+
+Examples
+--------
+>>> import zarrflow as zf
+>>> a = zf.create("memory://doc-init", shape=(100, 100), chunks=(10, 10), dtype="int32")
+>>> a[:10, :10] = 1
+>>> int(a[:].sum())
+100
+"""
+
+from __future__ import annotations
+
+from zarrflow import config as _config  # noqa: F401 - registers zarrflow.* Dask config defaults
+from zarrflow.api import consolidate_metadata, create, open, open_array, open_group, to_zarr
+from zarrflow.array import Array
+from zarrflow.errors import (
+    ArrayNotFoundError,
+    ChunkFailure,
+    ChunkTimeoutError,
+    CodecError,
+    ContainsArrayError,
+    ContainsGroupError,
+    CorruptChunkError,
+    GroupNotFoundError,
+    KeyPathError,
+    MetadataError,
+    NodeNotFoundError,
+    ParallelChunkError,
+    ReadOnlyError,
+    SelectionError,
+    StoreError,
+    TransientStoreError,
+    UnknownCodecError,
+    UnsupportedExtensionError,
+    ValueShapeError,
+    ZarrflowError,
+)
+from zarrflow.group import Group
+from zarrflow.parallel.dask_write import WritePlan, plan_write
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Array",
+    "ArrayNotFoundError",
+    "ChunkFailure",
+    "ChunkTimeoutError",
+    "CodecError",
+    "ContainsArrayError",
+    "ContainsGroupError",
+    "CorruptChunkError",
+    "Group",
+    "GroupNotFoundError",
+    "KeyPathError",
+    "MetadataError",
+    "NodeNotFoundError",
+    "ParallelChunkError",
+    "ReadOnlyError",
+    "SelectionError",
+    "StoreError",
+    "TransientStoreError",
+    "UnknownCodecError",
+    "UnsupportedExtensionError",
+    "ValueShapeError",
+    "WritePlan",
+    "ZarrflowError",
+    "__version__",
+    "consolidate_metadata",
+    "create",
+    "open",
+    "open_array",
+    "open_group",
+    "plan_write",
+    "to_zarr",
+]

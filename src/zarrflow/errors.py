@@ -123,10 +123,13 @@ class ParallelChunkError(ZarrflowError):
         self.failures = list(failures)
         indices = ", ".join(str(f.chunk_index) for f in self.failures[:20])
         more = f" (+{len(self.failures) - 20} more)" if len(self.failures) > 20 else ""
-        super().__init__(f"{message}: {len(self.failures)} chunk(s) failed: {indices}{more}")
+        first = self.failures[0].exception if self.failures else None
+        cause = f"; first: {type(first).__name__}: {first}" if first is not None else ""
+        self.message = message
+        super().__init__(f"{message}: {len(self.failures)} chunk(s) failed: {indices}{more}{cause}")
 
     def __reduce__(self):
-        return (type(self), (str(self).split(":")[0], self.failures))
+        return (type(self), (self.message, self.failures))
 
 
 class ChunkFailure:

@@ -1,0 +1,356 @@
+"""The public face: create and open arrays and groups from URLs, paths or stores."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from zarrflow.array import Array
+from zarrflow.errors import (
+    ArrayNotFoundError,
+    ContainsArrayError,
+    ContainsGroupError,
+    GroupNotFoundError,
+    NodeNotFoundError,
+    ZarrflowError,
+)
+from zarrflow.group import Group
+from zarrflow.metadata import read_consolidated, write_consolidated
+from zarrflow.nodes import DEFAULT, create_array, create_group, node_exists, normalize_path
+from zarrflow.nodes import open_node as _open_node
+from zarrflow.storage import Store, ZipStore, store_from_url
+
+__all__ = ["consolidate_metadata", "create", "open", "open_array", "open_group", "to_zarr"]
+
+Mode = Literal["r", "r+", "a", "w", "w-", "x"]
+StoreLike = str | os.PathLike | Store
+_MODES = ("r", "r+", "a", "w", "w-", "x")
+
+
+def _store(store: StoreLike, mode: str, storage_options: Mapping[str, Any] | None) -> Store:
+    if mode not in _MODES:
+        raise ZarrflowError(f"mode must be one of {', '.join(_MODES)}, not {mode!r}")
+    if mode == "w" and isinstance(store, str | os.PathLike) and os.fspath(store).endswith(".zip"):
+        # a zip archive cannot replace members in place: mode "w" starts a new one
+        return ZipStore(os.fspath(store).removeprefix("zip://"), mode="w")
+    return store_from_url(store, storage_options=storage_options, read_only=mode == "r")
+
+
+def create(
+    store: StoreLike,
+    *,
+    shape: Sequence[int] | int,
+    chunks: Sequence[int] | int | None = None,
+    dtype: Any = "float64",
+    compressor: Any = DEFAULT,
+    fill_value: Any = 0,
+    zarr_format: int = 3,
+    shards: Sequence[int] | None = None,
+    order: str = "C",
+    filters: Sequence[Any] | None = None,
+    codecs: Sequence[Any] | None = None,
+    dimension_separator: str | None = None,
+    chunk_key_encoding: Mapping[str, Any] | None = None,
+    dimension_names: Sequence[str | None] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    path: str | None = None,
+    write_empty_chunks: bool = False,
+) -> Array:
+    """Create a new Zarr array.
+
+    Parameters
+    ----------
+    store
+        A path, an fsspec URL (``"s3://bucket/a.zarr"``, ``"memory://x"``, a
+        ``.zip`` file) or a :class:`~zarrflow.storage.Store`.
+    shape, chunks, dtype
+        The array's shape, chunk shape (``None`` picks ~4 MiB chunks) and dtype.
+    compressor
+        ``"zstd"`` (the default), another numcodecs name, ``(name, {options})``,
+        a numcodecs codec, or ``None`` for no compression.
+    fill_value
+        What unwritten elements read as.
+    zarr_format
+        3 (default) or 2.
+    shards
+        v3 only: the shard shape; ``chunks`` is then the inner chunk shape.
+    order, filters, dimension_separator
+        v2 memory order, numcodecs filters, and chunk-key separator.
+    codecs, chunk_key_encoding, dimension_names
+        v3: an explicit codec list, the chunk key encoding, axis names.
+    attributes
+        User attributes.
+    storage_options
+        Passed to fsspec for remote stores.
+    overwrite
+        Replace whatever exists at the location.
+    path
+        Where inside the store the array lives.
+    write_empty_chunks
+        Store chunks that hold only the fill value (by default they are not).
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> a = zf.create("memory://doc-create", shape=(1000, 1000), chunks=(100, 100),
+    ...               dtype="int32", compressor="zstd")
+    >>> a.nchunks, a.nchunks_initialized
+    (100, 0)
+    """
+    st = _store(store, "w" if overwrite else "a", storage_options)
+    return create_array(
+        st,
+        normalize_path(path),
+        shape=shape,
+        chunks=chunks,
+        dtype=dtype,
+        compressor=compressor,
+        fill_value=fill_value,
+        zarr_format=zarr_format,
+        shards=shards,
+        order=order,
+        filters=filters,
+        codecs=codecs,
+        dimension_separator=dimension_separator,
+        chunk_key_encoding=chunk_key_encoding,
+        dimension_names=dimension_names,
+        attributes=attributes,
+        overwrite=overwrite,
+        write_empty_chunks=write_empty_chunks,
+    )
+
+
+def open(
+    store: StoreLike,
+    mode: Mode = "a",
+    *,
+    path: str | None = None,
+    zarr_format: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Array | Group:
+    """Open an array or group; with mode ``"a"``/``"w"`` create it when missing.
+
+    A missing node is created as an array when ``shape`` is given, else as a
+    group. Modes: ``r`` read-only, ``r+`` read/write (must exist), ``a``
+    read/write (create if missing), ``w`` create (replace), ``w-``/``x`` create
+    (fail if it exists).
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> _ = zf.create("memory://doc-open", shape=(4,), dtype="u1")
+    >>> zf.open("memory://doc-open", mode="r").shape
+    (4,)
+    """
+    st = _store(store, mode, storage_options)
+    p = normalize_path(path)
+    if mode in ("r", "r+", "a") and node_exists(st, p) is not None:
+        return _open_existing(st, p, zarr_format, kwargs)
+    if mode in ("r", "r+"):
+        raise NodeNotFoundError(f"no array or group at {_where(st, p)!r} (mode {mode!r})")
+    fmt = zarr_format if zarr_format is not None else 3
+    if "shape" in kwargs:
+        return create_array(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
+    return create_group(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
+
+
+def _open_existing(st: Store, path: str, zarr_format: int | None, kwargs: dict[str, Any]):
+    consolidated = None
+    if st.read_only and kwargs.pop("use_consolidated", None) is not False:
+        consolidated = read_consolidated(st, path)
+    meta = consolidated.pop("", None) if consolidated else None
+    write_empty = kwargs.pop("write_empty_chunks", False)
+    return _open_node(
+        st,
+        path,
+        zarr_format=zarr_format,
+        metadata=meta,
+        consolidated=consolidated,
+        write_empty_chunks=write_empty,
+    )
+
+
+def _where(st: Store, path: str) -> str:
+    return f"{st.url.rstrip('/')}/{path}" if path else st.url
+
+
+def open_array(
+    store: StoreLike,
+    mode: Mode = "r+",
+    *,
+    path: str | None = None,
+    zarr_format: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Array:
+    """Open an array (creating it for modes ``a``, ``w``, ``w-`` when ``shape`` is given).
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> _ = zf.create("memory://doc-open-array", shape=(3, 3), dtype="f8")
+    >>> zf.open_array("memory://doc-open-array", mode="r").dtype
+    dtype('float64')
+    """
+    if (mode in ("r", "r+", "a") and "shape" not in kwargs) or mode in ("r", "r+"):
+        st = _store(store, mode, storage_options)
+        p = normalize_path(path)
+        kind = node_exists(st, p)
+        if kind == "array":
+            return _open_existing(st, p, zarr_format, kwargs)
+        if kind == "group":
+            raise ContainsGroupError(f"{_where(st, p)!r} is a group, not an array")
+        raise ArrayNotFoundError(f"no array at {_where(st, p)!r} (mode {mode!r})")
+    node = open(
+        store, mode, path=path, zarr_format=zarr_format, storage_options=storage_options, **kwargs
+    )
+    if not isinstance(node, Array):  # pragma: no cover - open with shape makes arrays
+        raise ContainsGroupError(f"{node.name!r} is a group, not an array")
+    return node
+
+
+def open_group(
+    store: StoreLike,
+    mode: Mode = "a",
+    *,
+    path: str | None = None,
+    zarr_format: int | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    use_consolidated: bool | None = None,
+) -> Group:
+    """Open a group, creating it for modes ``a``, ``w``, ``w-`` when missing.
+
+    In mode ``"r"`` consolidated metadata is used where it exists (one read
+    opens the whole hierarchy); ``use_consolidated=False`` ignores it.
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> g = zf.open_group("memory://doc-open-group", mode="w")
+    >>> g.attrs["title"] = "demo"
+    >>> zf.open_group("memory://doc-open-group", mode="r").attrs["title"]
+    'demo'
+    """
+    st = _store(store, mode, storage_options)
+    p = normalize_path(path)
+    kind = node_exists(st, p) if mode != "w" else None
+    if kind == "group":
+        return _open_existing(st, p, zarr_format, {"use_consolidated": use_consolidated})
+    if kind == "array":
+        raise ContainsArrayError(f"{_where(st, p)!r} is an array, not a group")
+    if mode in ("r", "r+"):
+        raise GroupNotFoundError(f"no group at {_where(st, p)!r} (mode {mode!r})")
+    return create_group(
+        st,
+        p,
+        zarr_format=zarr_format if zarr_format is not None else 3,
+        attributes=attributes,
+        overwrite=mode == "w",
+    )
+
+
+def consolidate_metadata(
+    store: StoreLike,
+    *,
+    path: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Group:
+    """Gather the metadata of a whole hierarchy into its root, for one-read opens.
+
+    Writes ``.zmetadata`` for a v2 hierarchy and the ``consolidated_metadata``
+    field of the root ``zarr.json`` for v3 (zarr-python's forms).
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> g = zf.open_group("memory://doc-consolidate", mode="w")
+    >>> _ = g.create_array("x", shape=(2,), dtype="i1")
+    >>> zf.consolidate_metadata("memory://doc-consolidate").keys()
+    ['x']
+    """
+    st = _store(store, "r+", storage_options)
+    p = normalize_path(path)
+    group = _open_node(st, p)
+    if not isinstance(group, Group):
+        raise ContainsArrayError(f"{_where(st, p)!r} is an array: only groups consolidate")
+    write_consolidated(st, p, group.zarr_format)
+    return group
+
+
+def to_zarr(
+    x: Any,
+    store: StoreLike | Array,
+    *,
+    region: Sequence[slice] | None = None,
+    path: str | None = None,
+    chunks: Sequence[int] | int | None = None,
+    overwrite: bool = False,
+    strategy: str = "auto",
+    compute: bool = True,
+    scheduler: Any = None,
+    storage_options: Mapping[str, Any] | None = None,
+    progress_callback: Any = None,
+    **create_kwargs: Any,
+) -> Array | Any:
+    """Write a dask (or numpy) array to Zarr, one ``zarrflow-write`` task per block.
+
+    The target is an existing :class:`Array`, or a URL/store where an array is
+    created from ``x``'s shape and dtype (``chunks`` defaults to ``x``'s block
+    shape; other keywords as :func:`create`), or opened when it exists and
+    ``overwrite`` is False. ``region`` (slices) writes into part of an existing
+    array. ``progress_callback(done, total)`` reports finished write tasks.
+    Unaligned blocks never corrupt data: see
+    :func:`zarrflow.parallel.dask_write.plan_write` for the ``strategy`` choices
+    (``"auto"`` rechunks so every chunk has one writer).
+
+    Returns the target :class:`Array`, or with ``compute=False`` a
+    ``dask.delayed`` that writes when computed.
+
+    Examples
+    --------
+    >>> import dask.array as da, zarrflow as zf
+    >>> x = da.arange(100, chunks=25)
+    >>> a = zf.to_zarr(x, "memory://doc-to-zarr", chunks=(10,), overwrite=True)
+    >>> int(a[:].sum())
+    4950
+    """
+    import dask.array as da
+
+    from zarrflow.parallel.dask_write import chunks_from_dask, store_dask
+
+    if not isinstance(x, da.Array):
+        x = da.from_array(x, chunks=chunks if chunks is not None else "auto")
+    if isinstance(store, Array):
+        target = store
+    else:
+        st = _store(store, "w" if overwrite else "a", storage_options)
+        p = normalize_path(path)
+        if not overwrite and node_exists(st, p) == "array":
+            target = _open_existing(st, p, None, {})
+        elif region is not None:
+            raise ArrayNotFoundError(f"region writes need an existing array at {_where(st, p)!r}")
+        else:
+            target = create_array(
+                st,
+                p,
+                shape=x.shape,
+                dtype=x.dtype,
+                chunks=chunks if chunks is not None else chunks_from_dask(x),
+                overwrite=overwrite,
+                **create_kwargs,
+            )
+    result = store_dask(
+        x,
+        target,
+        region,
+        strategy=strategy,
+        compute=compute,
+        scheduler=scheduler,
+        progress_callback=progress_callback,
+    )
+    return target if compute else result

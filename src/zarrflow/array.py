@@ -1,0 +1,523 @@
+"""The Zarr array: shape, chunks, dtype, attributes, and selection reads and writes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from zarrflow.attributes import Attributes
+from zarrflow.chunk_io import ChunkIO
+from zarrflow.errors import ReadOnlyError, SelectionError, ValueShapeError
+from zarrflow.indexing import (
+    BasicIndexer,
+    CoordinateIndexer,
+    MaskIndexer,
+    OrthogonalIndexer,
+    is_mask_selection,
+    selection_kind,
+    slices_from_start_stop,
+)
+from zarrflow.parallel import stream as _stream
+from zarrflow.parallel.dask_read import parallel_read, parallel_write, to_dask
+from zarrflow.storage import Store
+
+__all__ = ["Array"]
+
+
+def _route(selection: Any, shape: tuple[int, ...]) -> str:
+    """Which indexer ``a[selection]`` uses, following NumPy and zarr-python."""
+    kind = selection_kind(selection, shape)
+    return "vindex" if kind in ("coordinate", "mask") else kind
+
+
+class _IndexView:
+    """``a.oindex[...]`` / ``a.vindex[...]``: the same array, another selection kind."""
+
+    __slots__ = ("_array", "_kind")
+
+    def __init__(self, array: Array, kind: str) -> None:
+        self._array = array
+        self._kind = kind
+
+    def __getitem__(self, selection: Any) -> np.ndarray:
+        return self._array._get(self._array._indexer(selection, self._kind))
+
+    def __setitem__(self, selection: Any, value: Any) -> None:
+        self._array._set(self._array._indexer(selection, self._kind), value)
+
+
+class Array:
+    """A Zarr array (v2 or v3) in a store.
+
+    Open or create one with :func:`zarrflow.open` or :func:`zarrflow.create`;
+    the constructor takes an already-loaded metadata object.
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> a = zf.create("memory://doc-array", shape=(4, 4), chunks=(2, 2), dtype="int32")
+    >>> a[0:2, 0:2] = 7
+    >>> int(a[:].sum())
+    28
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        path: str,
+        metadata,
+        *,
+        write_empty_chunks: bool = False,
+    ) -> None:
+        self._store = store
+        self._path = path.strip("/")
+        self._meta = metadata
+        self._io = ChunkIO(store, self._path, metadata, write_empty_chunks=write_empty_chunks)
+
+    # description -------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def name(self) -> str:
+        """The array's URL: store URL plus path."""
+        return self._io.name
+
+    @property
+    def basename(self) -> str:
+        return self._path.rsplit("/", 1)[-1]
+
+    @property
+    def metadata(self):
+        return self._meta
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._meta.shape)
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return tuple(self._meta.chunks)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._meta.dtype)
+
+    @property
+    def fill_value(self) -> Any:
+        return self._meta.fill_value
+
+    @property
+    def zarr_format(self) -> int:
+        return self._meta.zarr_format
+
+    @property
+    def order(self) -> str:
+        return self._meta.order
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    @property
+    def read_only(self) -> bool:
+        return self._store.read_only
+
+    @property
+    def dimension_names(self) -> tuple[str | None, ...] | None:
+        return self._meta.dimension_names
+
+    @property
+    def chunk_grid_shape(self) -> tuple[int, ...]:
+        """Number of chunks along each axis."""
+        return tuple(math.ceil(s / c) for s, c in zip(self.shape, self.chunks, strict=True))
+
+    @property
+    def nchunks(self) -> int:
+        return math.prod(self.chunk_grid_shape)
+
+    @property
+    def nchunks_initialized(self) -> int:
+        """How many chunks are stored (the rest read as the fill value)."""
+        return sum(1 for _ in self.stored_chunk_keys())
+
+    def stored_chunk_keys(self):
+        """The keys of the stored chunks (one listing of the array's prefix)."""
+        prefix = self._io.prefix
+        grid = self.chunk_grid_shape
+        for key in self._store.list_prefix(prefix):
+            coords = self._meta.parse_chunk_key(key[len(prefix) :])
+            if coords is not None and all(0 <= c < g for c, g in zip(coords, grid, strict=True)):
+                yield key
+
+    @property
+    def attrs(self) -> Attributes:
+        """User attributes, persisted on every change."""
+        return Attributes(
+            self._meta.attributes,
+            self._persist_attributes,
+            read_only=self.read_only,
+            owner=f"array {self.name!r}",
+        )
+
+    def _persist_attributes(self, attrs: dict[str, Any]) -> None:
+        self._write_metadata(self._meta.replace(attributes=attrs))
+
+    def _write_metadata(self, metadata) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"array {self.name!r} is read-only: cannot change its metadata")
+        prefix = self._io.prefix
+        docs = metadata.to_documents()
+        self._store.set_many({prefix + k: v for k, v in docs.items()})
+        if metadata.zarr_format == 2 and ".zattrs" not in docs and metadata.attributes == {}:
+            self._store.delete(prefix + ".zattrs")
+        self._meta = metadata
+        self._io = ChunkIO(
+            self._store, self._path, metadata, write_empty_chunks=self._io.write_empty_chunks
+        )
+
+    # selection ---------------------------------------------------------------
+    def _indexer(self, selection: Any, kind: str):
+        shape, chunks = self.shape, self.chunks
+        if kind == "vindex":
+            kind = "mask" if is_mask_selection(selection, shape) else "coordinate"
+        try:
+            if kind == "basic":
+                return BasicIndexer(selection, shape, chunks)
+            if kind == "orthogonal":
+                return OrthogonalIndexer(selection, shape, chunks)
+            if kind == "coordinate":
+                return CoordinateIndexer(selection, shape, chunks)
+            return MaskIndexer(selection, shape, chunks)
+        except SelectionError as e:
+            raise SelectionError(f"array {self.name!r}: {e}") from None
+
+    def _get(self, indexer, selection: Any = None) -> np.ndarray:
+        flat = isinstance(indexer, CoordinateIndexer | MaskIndexer)
+        out = np.empty(indexer.shape, dtype=self.dtype)
+        parallel_read(self, indexer, out, flat, selection if not flat else None)
+        if out.ndim == 0:
+            return out[()]
+        return out
+
+    def _prepare_value(self, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+        arr = np.asarray(value)
+        if arr.dtype != self.dtype:
+            if arr.ndim == 0 and not isinstance(value, np.ndarray | np.generic):
+                ok = np.can_cast(np.min_scalar_type(value), self.dtype, "same_kind") or (
+                    arr.dtype.kind in "iub" and self.dtype.kind in "iufc"
+                )
+            else:
+                ok = np.can_cast(arr.dtype, self.dtype, "same_kind")
+            if not ok:
+                raise ValueShapeError(
+                    f"array {self.name!r}: cannot write {arr.dtype} data into a {self.dtype} "
+                    "array without losing information; convert it first (astype)"
+                )
+            try:
+                arr = arr.astype(self.dtype)
+            except (OverflowError, ValueError) as e:
+                raise ValueShapeError(f"array {self.name!r}: {e}") from None
+        try:
+            return np.broadcast_to(arr, shape)
+        except ValueError:
+            raise ValueShapeError(
+                f"array {self.name!r}: value of shape {arr.shape} does not fit a selection "
+                f"of shape {shape}"
+            ) from None
+
+    def _set(self, indexer, value: Any) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"array {self.name!r} is read-only: cannot write")
+        flat = isinstance(indexer, CoordinateIndexer | MaskIndexer)
+        arr = self._prepare_value(value, tuple(indexer.shape))
+        parallel_write(self, indexer, arr, flat)
+
+    def __getitem__(self, selection: Any) -> Any:
+        kind = _route(selection, self.shape)
+        return self._get(self._indexer(selection, kind), selection if kind == "basic" else None)
+
+    def __setitem__(self, selection: Any, value: Any) -> None:
+        self._set(self._indexer(selection, _route(selection, self.shape)), value)
+
+    @property
+    def oindex(self) -> _IndexView:
+        """Orthogonal selection: integer arrays and boolean masks per axis."""
+        return _IndexView(self, "orthogonal")
+
+    @property
+    def vindex(self) -> _IndexView:
+        """Coordinate (point) selection, or a boolean mask of the array's shape."""
+        return _IndexView(self, "vindex")
+
+    def get_slice(
+        self,
+        start: Sequence[int] | None = None,
+        stop: Sequence[int] | None = None,
+        step: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Read the box ``[start, stop)`` (with optional steps).
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-gs", shape=(4, 4), chunks=(2, 2), dtype="int8")
+        >>> a.get_slice(start=(1, 1), stop=(3, 3)).shape
+        (2, 2)
+        """
+        return self[slices_from_start_stop(self.shape, start, stop, step)]
+
+    def set_slice(self, data: Any, start: Sequence[int] | None = None) -> None:
+        """Write ``data`` into the box starting at ``start``.
+
+        Examples
+        --------
+        >>> import numpy as np, zarrflow as zf
+        >>> a = zf.create("memory://doc-ss", shape=(4, 4), chunks=(2, 2), dtype="int8")
+        >>> a.set_slice(np.ones((2, 3), "int8"), start=(1, 1))
+        >>> int(a[:].sum())
+        6
+        """
+        data = np.asarray(data)
+        start = tuple(start) if start is not None else (0,) * self.ndim
+        if data.ndim != self.ndim or len(start) != self.ndim:
+            raise ValueShapeError(
+                f"array {self.name!r}: set_slice needs {self.ndim}-d data and start, "
+                f"got data of shape {data.shape} and start {start}"
+            )
+        stop = tuple(s + n for s, n in zip(start, data.shape, strict=True))
+        self[slices_from_start_stop(self.shape, start, stop)] = data
+
+    # chunks -------------------------------------------------------------------
+    def chunk_key(self, chunk_index: Sequence[int]) -> str:
+        """The store key of a chunk."""
+        return self._io.key(tuple(chunk_index))
+
+    def read_chunk(self, chunk_index: Sequence[int]) -> np.ndarray:
+        """The decoded chunk at ``chunk_index`` (full chunk shape, fill where missing)."""
+        self._check_chunk_index(chunk_index)
+        return self._io.read_chunk(tuple(chunk_index))
+
+    def write_chunk(self, chunk_index: Sequence[int], chunk: Any) -> None:
+        """Replace a whole chunk with ``chunk`` (of the chunk shape)."""
+        self._check_chunk_index(chunk_index)
+        if self.read_only:
+            raise ReadOnlyError(f"array {self.name!r} is read-only: cannot write")
+        arr = self._prepare_value(chunk, self.chunks)
+        self._io.write_chunk(tuple(chunk_index), np.ascontiguousarray(arr))
+
+    def _check_chunk_index(self, chunk_index: Sequence[int]) -> None:
+        grid = self.chunk_grid_shape
+        idx = tuple(chunk_index)
+        if len(idx) != len(grid) or any(not 0 <= i < g for i, g in zip(idx, grid, strict=True)):
+            raise SelectionError(
+                f"array {self.name!r}: chunk index {idx} is outside the chunk grid {grid}"
+            )
+
+    def chunk_slices(self, chunk_index: Sequence[int]) -> tuple[slice, ...]:
+        """The region of the array a chunk covers (clipped at the array's edge)."""
+        return tuple(
+            slice(i * c, min((i + 1) * c, s))
+            for i, c, s in zip(chunk_index, self.chunks, self.shape, strict=True)
+        )
+
+    # parallel chunk I/O --------------------------------------------------------
+    def chunk_stream(
+        self,
+        parallel: int = 1,
+        ordered: bool = True,
+        filter: Callable[[tuple[int, ...]], bool] | None = None,
+        progress_callback: Callable[[int, int], None] | None = None,
+        scheduler: Any = None,
+        skip_missing: bool = False,
+    ) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+        """Stream ``(chunk_index, chunk)`` pairs, lazily, with bounded memory.
+
+        Parameters
+        ----------
+        parallel
+            Chunk reads in flight at once; 1 reads sequentially in grid order.
+            At most ``2 × parallel`` chunks (times a small batch factor for chunks
+            under 256 KiB) are held at any moment: those being read, and as
+            many finished and waiting for you.
+        ordered
+            Yield in grid order (True) or as reads complete (False).
+        filter
+            ``filter(chunk_index) -> bool``, applied before reading: chunks it
+            rejects are never fetched.
+        progress_callback
+            ``progress_callback(done, total)``, called in your thread.
+        scheduler
+            Where reads run: None (Dask's default, so an active distributed
+            client), "threads", "sync", "processes", a Client or an address.
+        skip_missing
+            Stream only stored chunks (one listing); otherwise missing chunks
+            arrive filled with the fill value.
+
+        Chunks at the array's edge arrive trimmed to the array's shape. A read
+        that fails raises :class:`~zarrflow.ParallelChunkError` naming the chunk
+        index; breaking out of the loop cancels the reads not yet started.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-stream", shape=(4, 4), chunks=(2, 2), dtype="i4")
+        >>> a[:] = 1
+        >>> [(idx, int(c.sum())) for idx, c in a.chunk_stream(parallel=2)][:2]
+        [((0, 0), 4), ((0, 1), 4)]
+        """
+        return _stream.chunk_stream(
+            self, parallel, ordered, filter, progress_callback, scheduler, skip_missing
+        )
+
+    def parallel_chunk_map(
+        self,
+        fn: Callable[[tuple[int, ...], np.ndarray], Any],
+        max_concurrency: int | None = None,
+        timeout: float | None = None,
+        ordered: bool = True,
+        retries: int = 0,
+        on_error: str = "raise",
+        scheduler: Any = None,
+        filter: Callable[[tuple[int, ...]], bool] | None = None,
+        progress_callback: Callable[[int, int], None] | None = None,
+    ) -> Iterator[tuple[tuple[int, ...], Any]]:
+        """Run ``fn(chunk_index, chunk)`` on every chunk in parallel; yield the results.
+
+        ``fn`` runs in the task that reads the chunk, so on a cluster only its
+        result travels back. ``timeout`` (seconds per chunk) fails a late chunk
+        with :class:`~zarrflow.ChunkTimeoutError`; ``retries`` re-runs a chunk
+        whose ``fn`` or read raised; ``on_error="return"`` yields a
+        :class:`~zarrflow.ChunkFailure` in place of the result instead of raising.
+        ``max_concurrency`` defaults to the number of cores (or cluster threads).
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-map", shape=(4,), chunks=(2,), dtype="i4")
+        >>> a[:] = [1, 2, 3, 4]
+        >>> list(a.parallel_chunk_map(lambda idx, c: int(c.sum()), max_concurrency=2))
+        [((0,), 3), ((1,), 7)]
+        """
+        return _stream.parallel_chunk_map(
+            self,
+            fn,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            ordered=ordered,
+            retries=retries,
+            on_error=on_error,
+            scheduler=scheduler,
+            filter=filter,
+            progress_callback=progress_callback,
+        )
+
+    def reduce_chunks(
+        self,
+        fn: Callable[[tuple[int, ...], np.ndarray], Any],
+        combine: Callable[[Any, Any], Any],
+        initial: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Fold per-chunk results with ``combine`` as they arrive, never holding every chunk.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-reduce", shape=(6,), chunks=(2,), dtype="i4")
+        >>> a[:] = [5, 1, 9, 2, 7, 3]
+        >>> a.reduce_chunks(lambda i, c: int(c.max()), max)
+        9
+        """
+        return _stream.reduce_chunks(self, fn, combine, initial, **kwargs)
+
+    def to_dask(self, chunks_per_task: int | Sequence[int] | None = None):
+        """A lazy dask array over this array: one read task per block of whole chunks.
+
+        Small chunks are grouped so one task reads about
+        ``zarrflow.task_target_bytes`` (4 MiB); ``chunks_per_task`` (a count, or
+        a count per axis) sets the grouping explicitly.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-to-dask", shape=(100, 100), chunks=(10, 10), dtype="f4")
+        >>> x = a.to_dask(chunks_per_task=1)
+        >>> x.chunksize, x.npartitions
+        ((10, 10), 100)
+        """
+        return to_dask(self, chunks_per_task=chunks_per_task)
+
+    # shape changes -----------------------------------------------------------
+    def resize(self, *shape: int | Sequence[int]) -> None:
+        """Change the shape; chunks wholly outside the new shape are deleted.
+
+        Chunks cut by the new edge keep their in-bounds part; the part beyond is
+        reset to the fill value so growing the array later shows no stale data.
+        """
+        from zarrflow.resize import resize_array
+
+        new_shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+        resize_array(self, tuple(int(s) for s in new_shape))
+
+    def append(self, data: Any, axis: int = 0) -> tuple[int, ...]:
+        """Append ``data`` along ``axis``; returns the new shape."""
+        from zarrflow.resize import append_array
+
+        return append_array(self, np.asarray(data), axis)
+
+    # presentation -------------------------------------------------------------
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[...]
+        return np.asarray(out, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return (
+            f"<zarrflow.Array {self.name!r} shape={self.shape} chunks={self.chunks} "
+            f"dtype={self.dtype} zarr_format={self.zarr_format}>"
+        )
+
+    @property
+    def info(self):
+        """A summary: format, shape, chunks, codecs, stored chunks and bytes."""
+        from zarrflow.info import array_info
+
+        return array_info(self)
+
+    def __reduce__(self):
+        # the URL (store) and metadata travel, never the data
+        return (
+            _rebuild_array,
+            (self._store, self._path, self._meta, self._io.write_empty_chunks),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Array) and other.name == self.name and other._meta == self._meta
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+def _rebuild_array(store: Store, path: str, metadata, write_empty_chunks: bool) -> Array:
+    return Array(store, path, metadata, write_empty_chunks=write_empty_chunks)

@@ -1,0 +1,206 @@
+"""One array's per-chunk read and write path: the hot loop of zarrflow.
+
+:class:`ChunkIO` binds a store, a node path, metadata and its codec pipeline,
+and does exactly the work of one chunk: fetch, decode, fill, encode, store.
+Everything a chunk needs that does not depend on the chunk (key prefix, fill
+chunk, scratch shapes) is computed once in the constructor, so the per-chunk
+cost is the storage call, the codec, and a handful of Python operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from zarrflow.codecs import CodecPipeline
+from zarrflow.errors import CodecError, CorruptChunkError, ReadOnlyError, StoreError
+from zarrflow.indexing import ChunkProjection
+from zarrflow.parallel.locks import chunk_lock
+from zarrflow.storage import Store
+
+__all__ = ["ChunkIO"]
+
+
+def _fill_scalar(metadata) -> np.generic:
+    """The value missing chunks read as (v2 ``null`` reads as zero)."""
+    fv = metadata.fill_value
+    if fv is None:
+        return np.zeros((), dtype=metadata.dtype)[()]
+    return np.asarray(fv, dtype=metadata.dtype)[()]
+
+
+class ChunkIO:
+    """Read and write the chunks of one array.
+
+    Parameters
+    ----------
+    store, path, metadata
+        Where the array lives and what it is.
+    write_empty_chunks
+        Store chunks equal to the fill value instead of deleting them.
+    """
+
+    __slots__ = (
+        "_fill_is_nan",
+        "chunk_shape",
+        "dtype",
+        "fill",
+        "metadata",
+        "name",
+        "path",
+        "pipeline",
+        "prefix",
+        "store",
+        "write_empty_chunks",
+    )
+
+    def __init__(self, store: Store, path: str, metadata, *, write_empty_chunks: bool = False):
+        self.store = store
+        self.path = path
+        self.metadata = metadata
+        self.pipeline = CodecPipeline.from_metadata(metadata)
+        self.prefix = f"{path}/" if path else ""
+        self.chunk_shape = tuple(metadata.chunks)
+        self.dtype = np.dtype(metadata.dtype)
+        self.fill = _fill_scalar(metadata)
+        self._fill_is_nan = self.dtype.kind in "fc" and bool(np.isnan(self.fill))
+        self.write_empty_chunks = write_empty_chunks
+        self.name = f"{store.url.rstrip('/')}/{path}" if path else store.url
+
+    # keys -----------------------------------------------------------------------
+    def key(self, coords: Sequence[int]) -> str:
+        """The store key of the chunk at ``coords``."""
+        return self.prefix + self.metadata.chunk_key(coords)
+
+    # reading ------------------------------------------------------------------
+    def decode(self, coords: Sequence[int], data: bytes, out: np.ndarray | None = None):
+        """Decode one stored chunk, naming the array and key in any error."""
+        try:
+            return self.pipeline.decode(data, out=out)
+        except CodecError as e:
+            raise CorruptChunkError(
+                f"array {self.name!r}: chunk key {self.key(coords)!r} cannot be decoded: {e}"
+            ) from e
+
+    def new_chunk(self) -> np.ndarray:
+        """A chunk-shaped array of the fill value."""
+        return np.full(self.chunk_shape, self.fill, dtype=self.dtype)
+
+    def read_chunk(self, coords: Sequence[int]) -> np.ndarray:
+        """The whole chunk at ``coords`` (fill value if it was never written)."""
+        data = self.store.get(self.key(coords))
+        if data is None:
+            return self.new_chunk()
+        return self.decode(coords, data)
+
+    def read_chunk_region(self, coords: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+        """The in-bounds part of the chunk at ``coords`` (edge chunks are trimmed)."""
+        chunk = self.read_chunk(coords)
+        region = tuple(
+            slice(0, min(c, s - i * c))
+            for i, c, s in zip(coords, self.chunk_shape, shape, strict=True)
+        )
+        return chunk[region]
+
+    def read_into(
+        self, out: np.ndarray, projections: Iterable[ChunkProjection], flat: bool = False
+    ) -> None:
+        """Fill ``out`` from the chunks the projections name (sequentially)."""
+        target = out.reshape(-1) if flat else out
+        scratch = np.empty(self.chunk_shape, dtype=self.dtype)
+        if self.store.is_remote:  # one batched fetch overlaps the requests
+            projections = list(projections)
+            values = self.store.get_many([self.key(p.chunk_coords) for p in projections])
+            for p, data in zip(projections, values, strict=True):
+                self.place(target, p, data, scratch)
+            return
+        get = self.store.get
+        for p in projections:
+            data = get(self.key(p.chunk_coords))
+            self.place(target, p, data, scratch)
+
+    def place(self, target: np.ndarray, p: ChunkProjection, data, scratch=None) -> None:
+        """Decode one fetched chunk (or None) into its place in ``target``."""
+        if data is None:
+            target[p.out_selection] = self.fill
+            return
+        if p.is_complete_chunk and not isinstance(p.out_selection, np.ndarray):
+            view = target[p.out_selection]
+            if view.shape == self.chunk_shape and view.flags.c_contiguous:
+                self.decode(p.chunk_coords, data, out=view)
+                return
+        chunk = self.decode(p.chunk_coords, data, out=scratch)
+        target[p.out_selection] = chunk[p.chunk_selection]
+
+    # writing -----------------------------------------------------------------
+    def _check_writable(self) -> None:
+        if self.store.read_only:
+            raise ReadOnlyError(f"array {self.name!r} is read-only: cannot write chunks")
+
+    def is_fill(self, chunk: np.ndarray) -> bool:
+        """True when every element equals the fill value (NaN equals NaN)."""
+        if self._fill_is_nan:
+            return bool(np.isnan(chunk).all())
+        return bool((chunk == self.fill).all())
+
+    def write_chunk(self, coords: Sequence[int], chunk: np.ndarray) -> None:
+        """Encode and store one whole chunk; an all-fill chunk is deleted instead."""
+        key = self.key(coords)
+        if not self.write_empty_chunks and self.is_fill(chunk):
+            self.store.delete(key)
+            return
+        try:
+            data = self.pipeline.encode(chunk)
+        except CodecError as e:
+            raise CodecError(f"array {self.name!r}: chunk key {key!r}: {e}") from e
+        try:
+            self.store.set(key, data)
+        except StoreError:
+            raise
+        except OSError as e:
+            raise StoreError(f"array {self.name!r}: writing chunk key {key!r} failed: {e}") from e
+
+    def write_projection(
+        self, p: ChunkProjection, value: np.ndarray, flat: bool = False, lock: str | None = None
+    ) -> None:
+        """Write the part of ``value`` that one projection maps into its chunk.
+
+        A projection covering the whole chunk is written without reading or
+        locking; any other is a read-modify-write under the chunk's lock.
+        """
+        src = value.reshape(-1) if flat else value
+        part = src[p.out_selection]
+        if p.is_complete_chunk:
+            chunk = self._complete_chunk(p, part)
+            self.write_chunk(p.chunk_coords, chunk)
+            return
+        with chunk_lock(self.store.url, self.key(p.chunk_coords), lock):
+            chunk = self.read_chunk(p.chunk_coords)
+            if not chunk.flags.writeable:
+                chunk = chunk.copy()
+            chunk[p.chunk_selection] = part
+            self.write_chunk(p.chunk_coords, chunk)
+
+    def _complete_chunk(self, p: ChunkProjection, part: np.ndarray) -> np.ndarray:
+        if np.shape(part) == self.chunk_shape:
+            return np.asarray(part)
+        chunk = self.new_chunk()  # edge chunk: out-of-bounds part holds the fill value
+        chunk[p.chunk_selection] = part
+        return chunk
+
+    def write_from(
+        self,
+        value: np.ndarray,
+        projections: Iterable[ChunkProjection],
+        flat: bool = False,
+        lock: str | None = None,
+    ) -> None:
+        """Write ``value`` (already broadcast to the selection) chunk by chunk.
+
+        ``lock`` is the lock kind for partial chunks (see
+        :func:`zarrflow.parallel.locks.chunk_lock`); None reads ``zarrflow.lock``.
+        """
+        self._check_writable()
+        for p in projections:
+            self.write_projection(p, value, flat, lock)

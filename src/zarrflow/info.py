@@ -1,0 +1,95 @@
+"""Human-readable summaries of arrays and groups (``Array.info``, ``Group.info``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["NodeInfo", "array_info", "group_info"]
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{n} B"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+@dataclass
+class NodeInfo:
+    """Ordered ``(label, value)`` rows that print as an aligned table."""
+
+    rows: list[tuple[str, Any]] = field(default_factory=list)
+
+    def __getitem__(self, label: str) -> Any:
+        return dict(self.rows)[label]
+
+    def __repr__(self) -> str:
+        width = max((len(k) for k, _ in self.rows), default=0)
+        return "\n".join(f"{k:<{width}} : {v}" for k, v in self.rows)
+
+    def _repr_html_(self) -> str:
+        body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in self.rows)
+        return f"<table>{body}</table>"
+
+
+def _codecs(array) -> str:
+    meta = array.metadata
+    if meta.zarr_format == 2:
+        parts = [f.get("id") for f in (meta.filters or [])]
+        comp = meta.compressor
+        return ", ".join([*map(str, parts), str(comp.get("id")) if comp else "no compressor"])
+    return ", ".join(c["name"] for c in meta.codecs)
+
+
+def array_info(array) -> NodeInfo:
+    """Summarise an array, listing its stored chunks once for counts and sizes.
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> a = zf.create("memory://doc-info", shape=(4, 4), chunks=(2, 2), dtype="f4")
+    >>> array_info(a)["Chunks stored"]
+    '0 / 4'
+    """
+    keys = list(array.stored_chunk_keys())
+    stored = 0
+    for value in array.store.get_many(keys) if keys and not array.store.is_remote else []:
+        stored += len(value or b"")
+    rows: list[tuple[str, Any]] = [
+        ("Type", "zarrflow.Array"),
+        ("Name", array.name),
+        ("Zarr format", array.zarr_format),
+        ("Shape", array.shape),
+        ("Chunks", array.chunks),
+    ]
+    inner = getattr(array.metadata, "inner_chunks", None)
+    if inner is not None:
+        rows.append(("Inner chunks (sharded)", inner))
+    rows += [
+        ("Data type", array.dtype),
+        ("Fill value", array.fill_value),
+        ("Codecs", _codecs(array)),
+        ("Store", type(array.store).__name__),
+        ("Bytes (uncompressed)", _human(array.nbytes)),
+        ("Chunks stored", f"{len(keys)} / {array.nchunks}"),
+    ]
+    if stored:
+        rows.append(("Bytes stored", _human(stored)))
+        rows.append(("Compression ratio", f"{array.nbytes / stored:.1f}"))
+    return NodeInfo(rows)
+
+
+def group_info(group) -> NodeInfo:
+    """Summarise a group: format, members and the tree below it."""
+    return NodeInfo(
+        [
+            ("Type", "zarrflow.Group"),
+            ("Name", group.name),
+            ("Zarr format", group.zarr_format),
+            ("Members", len(group)),
+            ("Tree", "\n" + group.tree()),
+        ]
+    )

@@ -1,0 +1,233 @@
+"""Creating and opening nodes (arrays and groups) at a path in a store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from zarrflow.codecs import (
+    build_codecs_v3,
+    normalize_compressor_v2,
+    normalize_filters_v2,
+)
+from zarrflow.errors import (
+    ContainsArrayError,
+    ContainsGroupError,
+    MetadataError,
+    NodeNotFoundError,
+    ReadOnlyError,
+)
+from zarrflow.metadata import (
+    ArrayMetadataV2,
+    ArrayMetadataV3,
+    GroupMetadata,
+    load_node,
+    parse_dtype,
+)
+from zarrflow.storage import Store, validate_key
+
+__all__ = ["DEFAULT", "auto_chunks", "create_array", "create_group", "node_exists", "open_node"]
+
+#: the default compressor (zstd) — distinct from ``None``, which means "no compression"
+DEFAULT: Any = "default"
+
+_METADATA_KEYS = ("zarr.json", ".zarray", ".zgroup")
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}/{name}" if path else name
+
+
+def normalize_path(path: str | None) -> str:
+    """A node path with no leading or trailing slash, checked not to escape the store."""
+    path = (path or "").strip("/")
+    return validate_key(path) if path else ""
+
+
+def node_exists(store: Store, path: str) -> str | None:
+    """``"array"``, ``"group"`` or None: what lives at ``path`` (one batched read)."""
+    values = store.get_many([_join(path, k) for k in _METADATA_KEYS])
+    v3, v2a, v2g = values
+    if v3 is not None:
+        try:
+            node_type = json.loads(v3).get("node_type")
+        except (ValueError, AttributeError):
+            raise MetadataError(
+                f"{_join(path, 'zarr.json')!r} in {store.url!r} is not JSON"
+            ) from None
+        return "group" if node_type == "group" else "array"
+    if v2a is not None:
+        return "array"
+    if v2g is not None:
+        return "group"
+    return None
+
+
+def _prepare_target(store: Store, path: str, overwrite: bool, zarr_format: int) -> None:
+    if store.read_only:
+        raise ReadOnlyError(f"store {store.url!r} is read-only: cannot create {path!r}")
+    kind = node_exists(store, path)
+    if kind is not None:
+        if not overwrite:
+            err = ContainsArrayError if kind == "array" else ContainsGroupError
+            where = f"{store.url.rstrip('/')}/{path}" if path else store.url
+            raise err(f"{kind} exists at {where!r}; pass overwrite=True (or mode='w') to replace")
+        store.delete_prefix(f"{path}/" if path else "")
+    _ensure_parents(store, path, zarr_format)
+
+
+def _ensure_parents(store: Store, path: str, zarr_format: int) -> None:
+    parts = path.split("/")[:-1] if path else []
+    for i in range(len(parts)):
+        parent = "/".join(parts[: i + 1])
+        if node_exists(store, parent) is None:
+            docs = GroupMetadata(zarr_format=zarr_format, attributes={}).to_documents()
+            store.set_many({_join(parent, k): v for k, v in docs.items()})
+
+
+def auto_chunks(shape: Sequence[int], dtype: np.dtype, target_bytes: int = 4 << 20):
+    """Regular chunks of about ``target_bytes`` (Dask's "auto" rule), at least 1 each.
+
+    Examples
+    --------
+    >>> auto_chunks((100, 100), np.dtype("f8"))
+    (100, 100)
+    """
+    from dask.array.core import normalize_chunks
+
+    if not shape:
+        return ()
+    blocks = normalize_chunks("auto", tuple(shape), limit=target_bytes, dtype=dtype)
+    return tuple(max(1, b[0]) if b else 1 for b in blocks)
+
+
+def create_array(
+    store: Store,
+    path: str = "",
+    *,
+    shape: Sequence[int] | int,
+    chunks: Sequence[int] | int | None = None,
+    dtype: Any = "float64",
+    compressor: Any = DEFAULT,
+    fill_value: Any = 0,
+    zarr_format: int = 3,
+    shards: Sequence[int] | None = None,
+    order: str = "C",
+    filters: Sequence[Any] | None = None,
+    codecs: Sequence[Any] | None = None,
+    dimension_separator: str | None = None,
+    chunk_key_encoding: Mapping[str, Any] | None = None,
+    dimension_names: Sequence[str | None] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    write_empty_chunks: bool = False,
+):
+    """Write a new array's metadata at ``path`` and return the :class:`~zarrflow.Array`.
+
+    See :func:`zarrflow.create` for the parameters.
+    """
+    from zarrflow.array import Array
+
+    path = normalize_path(path)
+    shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
+    np_dtype = parse_dtype(dtype, zarr_format=zarr_format)
+    if chunks is None:
+        chunks = auto_chunks(shape, np_dtype)
+    chunks = (chunks,) * len(shape) if isinstance(chunks, int) else tuple(int(c) for c in chunks)
+    if compressor is DEFAULT or (isinstance(compressor, str) and compressor == "default"):
+        compressor = "zstd"
+    if zarr_format == 2:
+        if shards is not None:
+            raise MetadataError("shards need zarr_format=3: Zarr v2 has no sharding")
+        if codecs is not None:
+            raise MetadataError("codecs= is a Zarr v3 list; for v2 use compressor= and filters=")
+        meta = ArrayMetadataV2.create(
+            shape=shape,
+            chunks=chunks,
+            dtype=np_dtype,
+            compressor=normalize_compressor_v2(compressor),
+            filters=normalize_filters_v2(filters),
+            fill_value=fill_value,
+            order=order,
+            dimension_separator=dimension_separator or ".",
+            attributes=dict(attributes or {}),
+        )
+    elif zarr_format == 3:
+        if dimension_separator is not None and chunk_key_encoding is None:
+            chunk_key_encoding = {"name": "default", "separator": dimension_separator}
+        v3_codecs = build_codecs_v3(
+            compressor=compressor,
+            filters=filters,
+            codecs=codecs,
+            dtype=np_dtype,
+            order=order,
+            ndim=len(shape),
+        )
+        if shards is not None:
+            from zarrflow.codecs import wrap_in_sharding
+
+            v3_codecs, chunks = wrap_in_sharding(v3_codecs, inner_chunks=chunks, shards=shards)
+        meta = ArrayMetadataV3.create(
+            shape=shape,
+            chunks=chunks,
+            dtype=np_dtype,
+            codecs=v3_codecs,
+            fill_value=fill_value,
+            chunk_key_encoding=chunk_key_encoding,
+            dimension_names=dimension_names,
+            attributes=dict(attributes or {}),
+        )
+    else:
+        raise MetadataError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
+    array = Array(store, path, meta, write_empty_chunks=write_empty_chunks)  # validates codecs
+    _prepare_target(store, path, overwrite, zarr_format)
+    store.set_many({_join(path, k): v for k, v in meta.to_documents().items()})
+    return array
+
+
+def create_group(
+    store: Store,
+    path: str = "",
+    *,
+    zarr_format: int = 3,
+    attributes: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+):
+    """Write a new group's metadata at ``path`` and return the :class:`~zarrflow.Group`."""
+    from zarrflow.group import Group
+
+    path = normalize_path(path)
+    if zarr_format not in (2, 3):
+        raise MetadataError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
+    meta = GroupMetadata(zarr_format=zarr_format, attributes=dict(attributes or {}))
+    _prepare_target(store, path, overwrite, zarr_format)
+    store.set_many({_join(path, k): v for k, v in meta.to_documents().items()})
+    return Group(store, path, meta)
+
+
+def open_node(
+    store: Store,
+    path: str = "",
+    *,
+    zarr_format: int | None = None,
+    metadata: Any = None,
+    consolidated: Mapping[str, Any] | None = None,
+    write_empty_chunks: bool = False,
+):
+    """Open what lives at ``path``: an :class:`Array` or a :class:`Group`.
+
+    Raises :class:`~zarrflow.NodeNotFoundError` when nothing does.
+    """
+    from zarrflow.array import Array
+    from zarrflow.group import Group
+
+    path = normalize_path(path)
+    meta = metadata if metadata is not None else load_node(store, path, zarr_format=zarr_format)
+    if meta is None:  # pragma: no cover - load_node raises
+        raise NodeNotFoundError(f"nothing at {path!r} in {store.url!r}")
+    if isinstance(meta, GroupMetadata):
+        return Group(store, path, meta, consolidated=consolidated)
+    return Array(store, path, meta, write_empty_chunks=write_empty_chunks)

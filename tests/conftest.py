@@ -1,0 +1,100 @@
+"""Shared fixtures: stores of every kind, a counting store wrapper, a local cluster."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+
+import pytest
+
+from zarrflow.storage import LocalStore, MemoryStore, Store, ZipStore
+
+
+class CountingStore(Store):
+    """Wraps a store and counts every read, so tests can assert what was fetched."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.read_only = inner.read_only
+        self.reads: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.reads[key] += 1
+
+    def get(self, key):
+        self._count(key)
+        return self.inner.get(key)
+
+    def get_range(self, key, request):
+        self._count(key)
+        return self.inner.get_range(key, request)
+
+    def get_many(self, keys):
+        for k in keys:
+            self._count(k)
+        return self.inner.get_many(keys)
+
+    def set(self, key, value):
+        self.inner.set(key, value)
+
+    def delete(self, key):
+        self.inner.delete(key)
+
+    def list_prefix(self, prefix):
+        return self.inner.list_prefix(prefix)
+
+    def chunk_reads(self) -> int:
+        return sum(
+            n
+            for k, n in self.reads.items()
+            if not k.rsplit("/", 1)[-1].startswith((".z", "zarr.json"))
+        )
+
+    def __reduce__(self):
+        return (CountingStore, (self.inner,))
+
+
+@pytest.fixture
+def memory_store() -> MemoryStore:
+    return MemoryStore(f"test-{uuid.uuid4().hex}")
+
+
+@pytest.fixture(params=["memory", "local", "zip"])
+def any_store(request, tmp_path) -> Store:
+    """A fresh writable store of each kind."""
+    if request.param == "memory":
+        store = MemoryStore(f"test-{uuid.uuid4().hex}")
+    elif request.param == "local":
+        store = LocalStore(tmp_path / "store")
+    else:
+        store = ZipStore(tmp_path / "store.zip", mode="w")
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A real distributed LocalCluster with 2 worker processes, shared by the session."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=2,
+        processes=True,
+        dashboard_address=None,
+        host="127.0.0.1",
+        silence_logs=40,
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def client(cluster):
+    from distributed import Client
+
+    with Client(cluster) as c:
+        yield c
