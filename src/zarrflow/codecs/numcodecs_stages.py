@@ -24,6 +24,7 @@ import numcodecs
 import numpy as np
 from numcodecs.abc import Codec
 
+from zarrflow.codecs import zstd_fast
 from zarrflow.codecs.registry import (
     ArrayArrayCodec,
     ArrayBytesCodec,
@@ -291,12 +292,18 @@ class NumcodecsBytesCodec(BytesBytesCodec):
         self._stream = _STREAMS.get(cid)
         self.can_decode_into = self._declared is not None
         self._grows_by = 0 if cid == "shuffle" else 4 if cid in _CHECKSUMS else None
+        self._fast = None
+        if cid == "zstd" and zstd_fast.available():
+            config = codec.get_config()
+            self._fast = zstd_fast.FastZstd(config.get("level", 0), config.get("checksum", False))
 
     def encoded_size(self, decoded_size: int) -> int | None:
         return None if self._grows_by is None else decoded_size + self._grows_by
 
     def encode(self, data: Any) -> Any:
         try:
+            if self._fast is not None:
+                return self._fast.compress(data)
             return self.codec.encode(data)
         except Exception as e:
             raise CodecError(f"{self.name} failed to encode: {e}") from e
@@ -342,7 +349,10 @@ class NumcodecsBytesCodec(BytesBytesCodec):
                 f"the chunk declares {declared}"
             )
         try:
-            self.codec.decode(data, out=out)
+            if self._fast is not None:
+                self._fast.decompress_into(data, out)
+            else:
+                self.codec.decode(data, out=out)
         except Exception as e:
             raise CorruptChunkError(
                 f"{self.name}: cannot decode {len(data)} bytes into the expected {out.nbytes}: {e}"
