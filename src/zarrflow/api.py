@@ -196,21 +196,20 @@ def open_array(
     >>> zf.open_array("memory://doc-open-array", mode="r").dtype
     dtype('float64')
     """
-    if (mode in ("r", "r+", "a") and "shape" not in kwargs) or mode in ("r", "r+"):
-        st = _store(store, mode, storage_options)
-        p = normalize_path(path)
-        kind = node_exists(st, p)
-        if kind == "array":
-            return _open_existing(st, p, zarr_format, kwargs)
-        if kind == "group":
-            raise ContainsGroupError(f"{_where(st, p)!r} is a group, not an array")
-        raise ArrayNotFoundError(f"no array at {_where(st, p)!r} (mode {mode!r})")
-    node = open(
-        store, mode, path=path, zarr_format=zarr_format, storage_options=storage_options, **kwargs
-    )
-    if not isinstance(node, Array):  # pragma: no cover - open with shape makes arrays
-        raise ContainsGroupError(f"{node.name!r} is a group, not an array")
-    return node
+    st = _store(store, mode, storage_options)
+    p = normalize_path(path)
+    kind = None if mode == "w" else node_exists(st, p)
+    if kind == "group":
+        raise ContainsGroupError(f"{_where(st, p)!r} is a group, not an array")
+    if kind == "array":
+        if mode in ("w-", "x"):
+            raise ContainsArrayError(f"an array exists at {_where(st, p)!r} (mode {mode!r})")
+        return _open_existing(st, p, zarr_format, kwargs)
+    if mode in ("r", "r+") or "shape" not in kwargs:
+        hint = "" if mode in ("r", "r+") else "; pass shape= (and dtype=, chunks=) to create it"
+        raise ArrayNotFoundError(f"no array at {_where(st, p)!r} (mode {mode!r}){hint}")
+    fmt = zarr_format if zarr_format is not None else 3
+    return create_array(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
 
 
 def open_group(
