@@ -41,6 +41,18 @@ from zarrflow.parallel.dask_write import WritePlan, plan_write
 
 __version__ = "0.1.0"
 
+_LAZY = {"to_dask_dataframe": "zarrflow.dataframe", "from_dask_dataframe": "zarrflow.dataframe"}
+
+
+def __getattr__(name: str):
+    # pandas-backed helpers load on first use: pandas is not a core dependency
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zarrflow' has no attribute {name!r}")
+
+
 __all__ = [
     "Array",
     "ArrayNotFoundError",
@@ -68,9 +80,11 @@ __all__ = [
     "__version__",
     "consolidate_metadata",
     "create",
+    "from_dask_dataframe",
     "open",
     "open_array",
     "open_group",
     "plan_write",
+    "to_dask_dataframe",
     "to_zarr",
 ]

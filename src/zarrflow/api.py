@@ -238,6 +238,9 @@ def open_group(
     st = _store(store, mode, storage_options)
     p = normalize_path(path)
     kind = node_exists(st, p) if mode != "w" else None
+    if kind is not None and mode in ("w-", "x"):
+        err = ContainsGroupError if kind == "group" else ContainsArrayError
+        raise err(f"a {kind} exists at {_where(st, p)!r} (mode {mode!r})")
     if kind == "group":
         return _open_existing(st, p, zarr_format, {"use_consolidated": use_consolidated})
     if kind == "array":
