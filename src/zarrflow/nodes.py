@@ -149,7 +149,7 @@ def create_array(
             chunks=chunks,
             dtype=np_dtype,
             compressor=normalize_compressor_v2(compressor),
-            filters=normalize_filters_v2(filters),
+            filters=normalize_filters_v2(filters, dtype=np_dtype),
             fill_value=fill_value,
             order=order,
             dimension_separator=dimension_separator or ".",

@@ -64,8 +64,9 @@ class FuturePool:
             return list(done)
         from distributed import wait
 
-        try:
-            done, _ = wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+        try:  # our client, not the default one: a scheduler address makes a private client
+            with self.backend.client.as_current():
+                done, _ = wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
         except TimeoutError:
             return []
         return list(done)
