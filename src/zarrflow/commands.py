@@ -1,53 +1,146 @@
-"""What each ``zarrflow`` subcommand does (argument parsing lives in ``cli``)."""
+"""What each ``zarrflow`` subcommand does (argument parsing lives in ``cli``).
+
+Results go to stdout, progress bars to stderr. stdout is flushed before a bar
+starts and every bar ends its line before the next table prints, so the two
+never garble each other on a terminal, and a captured stderr holds one
+finished line per bar (see :class:`~zarrflow.progress.TextProgressBar`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import io
+import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import zarrflow as zf
+from zarrflow.errors import ZarrflowError
 from zarrflow.progress import TextProgressBar
 
 __all__ = ["run"]
 
+Progress = Callable[[int, int], None]
+
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch a parsed command line."""
-    return {
+    """Dispatch a parsed command line to its subcommand.
+
+    Parameters
+    ----------
+    args
+        The parsed command line; ``args.command`` names the subcommand.
+
+    Returns
+    -------
+    int
+        The exit code.
+    """
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "demo": demo,
         "info": info,
         "copy": copy,
         "stats": stats,
         "bench": bench,
-    }[args.command](args)
+    }
+    return commands[args.command](args)
 
 
+# output helpers ------------------------------------------------------------------
+def _say(*parts: Any) -> None:
+    """Print to stdout and flush, so output and stderr bars stay in order."""
+    print(*parts, flush=True)
+
+
+@contextlib.contextmanager
+def _progress(label: str, quiet: bool) -> Iterator[TextProgressBar | None]:
+    """A progress bar on stderr (None when quiet), its line ended on the way out."""
+    if quiet:
+        yield None
+        return
+    sys.stdout.flush()
+    with TextProgressBar(label) as bar:
+        yield bar
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """A Markdown table, columns padded to their widest cell.
+
+    Examples
+    --------
+    >>> print(_table([("a", "1")], ("k", "v")))
+    | k | v |
+    |---|---|
+    | a | 1 |
+    """
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), sep, *map(line, rows)])
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms"
+
+
+def _rate(nbytes: int, seconds: float) -> str:
+    return f"{nbytes / seconds / 1e6:.0f} MB/s" if seconds > 0 else "-"
+
+
+def _median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    """Run ``fn`` once untimed (warm-up), then ``repeat`` times; the median time and a result."""
+    result = fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+class _RunsBar:
+    """One bar across several runs that each report ``(done, total)`` from zero."""
+
+    def __init__(self, bar: Progress | None, runs: int, per_run: int) -> None:
+        self.bar, self.total, self.per_run, self.run = bar, runs * per_run, per_run, -1
+
+    def next(self) -> Progress | None:
+        """The callback for the next run."""
+        self.run += 1
+        if self.bar is None:
+            return None
+        base, bar, total = self.run * self.per_run, self.bar, self.total
+        return lambda done, _total: bar(base + done, total)
+
+
+# demo ------------------------------------------------------------------------------
 def _seed_data() -> np.ndarray:
-    """The seed workload's values: a smooth field plus structure, as int32."""
+    """The seed workload's values: 1000×1000 int32, ``a[i, j] = 1000 i + j``."""
     i, j = np.indices((1000, 1000))
     return (i * 1000 + j).astype("int32")
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - t0, result
-
-
-def _bar(label: str, quiet: bool):
-    return None if quiet else TextProgressBar(label)
+def _chunk_sum(_idx: tuple[int, ...], chunk: np.ndarray) -> int:
+    """Per-chunk work for the demo's map (module level, so cluster workers can import it)."""
+    return int(chunk.sum(dtype="int64"))
 
 
 @contextlib.contextmanager
 def _client(args: argparse.Namespace) -> Iterator[Any]:
+    """A distributed client for ``--dashboard`` / ``--scheduler``, else None.
+
+    The client is made here (not by the library from an address string) so it
+    is the default client, connects within 10 s or fails with one clear line.
+    """
     if getattr(args, "dashboard", False):
         from distributed import Client, LocalCluster
 
@@ -55,188 +148,289 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
             LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0") as c,
             Client(c) as client,
         ):
-            print(f"Dask dashboard: {client.dashboard_link}")
+            _say(f"Local cluster: 2 workers. Dask dashboard: {client.dashboard_link}")
             yield client
+            if sys.stdin.isatty():
+                input("Press Enter to stop the cluster (the dashboard goes with it) ")
         return
     if getattr(args, "scheduler", None):
         from distributed import Client
 
-        with Client(args.scheduler) as client:
-            print(f"Connected to {args.scheduler}; dashboard: {client.dashboard_link}")
+        with Client(args.scheduler, timeout="10s") as client:
+            _say(f"Connected to {args.scheduler}; dashboard: {client.dashboard_link}")
             yield client
         return
     yield None
 
 
-def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+def _where(client: Any) -> str:
+    if client is None:
+        from zarrflow.parallel.scheduling import default_parallelism
 
-    def line(row: tuple[str, ...]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        return f"local threads ({default_parallelism()} workers)"
+    threads = sum(client.nthreads().values())
+    return f"the cluster at {client.scheduler.address} ({threads} worker threads)"
 
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(header), sep, *map(line, rows)])
+
+def _join(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}" if "://" in root else str(Path(root) / name)
 
 
 def demo(args: argparse.Namespace) -> int:
-    """The seed array, end to end: create, write, reopen, read, stream, map, write back."""
+    """The seed array end to end: create, write, read, stream, map and write back, timed.
+
+    Every time printed is the median of ``--repeat`` runs after one untimed
+    warm-up run, and every result is checked against the data written.
+    """
     with contextlib.ExitStack() as stack:
         root = args.store or stack.enter_context(tempfile.TemporaryDirectory(prefix="zarrflow-"))
         client = stack.enter_context(_client(args))
-        scheduler = client
-        url = str(Path(root) / "seed.zarr") if "://" not in root else f"{root}/seed.zarr"
-        steps: list[tuple[str, ...]] = []
+        scheduler = client if client is not None else "threads"
         data = _seed_data()
-        t, a = _timed(
-            lambda: zf.create(
-                url,
-                shape=(1000, 1000),
-                chunks=(100, 100),
-                dtype="int32",
-                compressor="zstd",
-                overwrite=True,
-            )
-        )
-        print(f"Created {a.name}: shape {a.shape}, chunks {a.chunks}, {a.nchunks} chunks, zstd")
-        steps.append(("create", f"{t * 1e3:.1f} ms", ""))
-        t, _ = _timed(lambda: a.__setitem__(slice(None), data))
-        steps.append(
-            ("write a[:] = data (parallel)", f"{t * 1e3:.1f} ms", f"{a.nbytes / t / 1e6:.0f} MB/s")
-        )
-        t, b = _timed(lambda: zf.open(url, mode="r"))
-        steps.append(("reopen (mode r)", f"{t * 1e3:.1f} ms", ""))
-        t, back = _timed(lambda: b[:])
-        assert np.array_equal(back, data), "read-back differs from what was written"
-        steps.append(
-            ("read b[:] (parallel)", f"{t * 1e3:.1f} ms", f"{b.nbytes / t / 1e6:.0f} MB/s")
-        )
-        print(_table(steps, ("step", "time", "throughput")))
-        print()
-        _demo_streams(b, scheduler, args.quiet)
-        _demo_map_and_write(b, root, scheduler, args.quiet)
+        a = _demo_seed(_join(root, "seed.zarr"), data, args.repeat)
+        _say(f"Parallel work runs on {_where(client)}.")
+        _say()
+        _demo_streams(a, scheduler, args.repeat, args.quiet)
+        _demo_jobs(a, _join(root, "copy.zarr"), scheduler, args.repeat, args.quiet)
+        _say("Checked: every stream, the map's sums and the written copy equal the seed data.")
     return 0
 
 
-def _consume(stream) -> int:
-    total = 0
-    for _, chunk in stream:
-        total += int(chunk.sum(dtype="int64"))
-    return total
+def _demo_seed(url: str, data: np.ndarray, repeat: int) -> zf.Array:
+    """Create the seed array, write it and read it back; print the timings."""
+    t0 = time.perf_counter()
+    a = zf.create(
+        url, shape=(1000, 1000), chunks=(100, 100), dtype="int32", compressor="zstd", overwrite=True
+    )
+    t_create = time.perf_counter() - t0
+    _say(
+        f"Seed array {a.name}: shape {a.shape}, chunks {a.chunks}, {a.nchunks} chunks, int32, zstd"
+    )
+    runs = "1 run" if repeat == 1 else f"the median of {repeat} runs"
+    _say(f"Times: {runs} after one untimed warm-up run (create: a single run).")
+    _say()
+    t_write, _ = _median_time(lambda: a.__setitem__(slice(None), data), repeat)
+    t_open, b = _median_time(lambda: zf.open(url, mode="r"), repeat)
+    t_read, back = _median_time(lambda: b[:], repeat)
+    if not np.array_equal(back, data):
+        raise ZarrflowError(f"demo: {url} reads back different values from those written")
+    rows = [
+        ("create (metadata only)", "", _ms(t_create), ""),
+        ("write a[:] = data", "threads", _ms(t_write), _rate(a.nbytes, t_write)),
+        ("reopen (mode r)", "", _ms(t_open), ""),
+        ("read a[:]", "threads", _ms(t_read), _rate(a.nbytes, t_read)),
+    ]
+    _say(_table(rows, ("step", "runs on", "time", "throughput")))
+    _say()
+    return b
 
 
-def _demo_streams(a: zf.Array, scheduler: Any, quiet: bool) -> None:
+def _consume(stream: Iterator[tuple[tuple[int, ...], np.ndarray]]) -> int:
+    return sum(int(chunk.sum(dtype="int64")) for _, chunk in stream)
+
+
+def _demo_streams(a: zf.Array, scheduler: Any, repeat: int, quiet: bool) -> None:
+    """Time chunk_stream sequentially and at concurrency 1/2/4/8, ordered and unordered."""
     expected = int(a[:].sum(dtype="int64"))
-    rows: list[tuple[str, ...]] = []
-    seq_t, total = _timed(
-        lambda: _consume(a.chunk_stream(progress_callback=_bar("sequential", quiet)))
-    )
-    assert total == expected
-    rows.append(("sequential", "1", "yes", f"{seq_t * 1e3:.1f} ms", "1.00x"))
-    for ordered in (True, False):
-        for n in (1, 2, 4, 8):
-            label = f"parallel={n} {'ordered' if ordered else 'unordered'}"
-            stream = a.chunk_stream(
-                parallel=n,
-                ordered=ordered,
-                scheduler=scheduler if scheduler else "threads",
-                progress_callback=_bar(label, quiet),
-            )
-            t, total = _timed(lambda s=stream: _consume(s))
-            assert total == expected
-            rows.append(
-                (
-                    "parallel",
-                    str(n),
-                    "yes" if ordered else "no",
-                    f"{t * 1e3:.1f} ms",
-                    f"{seq_t / t:.2f}x",
-                )
-            )
-    print("chunk_stream over the seed array (100 chunks):")
-    print(_table(rows, ("stream", "concurrency", "ordered", "time", "speed-up")))
-    print()
+    configs = [(0, True)] + [(n, o) for o in (True, False) for n in (1, 2, 4, 8)]
+    results: list[tuple[int, bool, float]] = []
+    with _progress("chunk_stream", quiet) as bar:
+        runs = _RunsBar(bar, len(configs) * (repeat + 1), a.nchunks)
+        for n, ordered in configs:
 
+            def once(n: int = n, ordered: bool = ordered) -> int:
+                kwargs = {"parallel": n, "ordered": ordered, "scheduler": scheduler} if n else {}
+                return _consume(a.chunk_stream(progress_callback=runs.next(), **kwargs))
 
-def _demo_map_and_write(a: zf.Array, root: str, scheduler: Any, quiet: bool) -> None:
-    t, sums = _timed(
-        lambda: dict(
-            a.parallel_chunk_map(
-                lambda idx, c: int(c.sum(dtype="int64")),
-                scheduler=scheduler,
-                progress_callback=_bar("parallel_chunk_map", quiet),
-            )
+            t, total = _median_time(once, repeat)
+            if total != expected:
+                raise ZarrflowError(f"demo: stream (parallel={n}) summed {total}, not {expected}")
+            results.append((n, ordered, t))
+    seq = results[0][2]
+    rows = [
+        (
+            f"parallel={n}" if n else "sequential",
+            "yes" if ordered else "no",
+            _ms(t),
+            _rate(a.nbytes, t),
+            f"{seq / t:.2f}x",
         )
-    )
-    print(f"parallel_chunk_map: per-chunk sums of {len(sums)} chunks in {t * 1e3:.1f} ms")
-    out = str(Path(root) / "copy.zarr") if "://" not in root else f"{root}/copy.zarr"
-    t, copy = _timed(lambda: zf.to_zarr(a.to_dask(), out, overwrite=True, scheduler=scheduler))
-    assert np.array_equal(copy[:], a[:])
-    print(
-        f"to_zarr: wrote {copy.nchunks} chunks back in parallel in {t * 1e3:.1f} ms "
-        f"({a.nbytes / t / 1e6:.0f} MB/s); copy reads equal"
-    )
+        for n, ordered, t in results
+    ]
+    _say(f"chunk_stream: read, decode and sum each of the {a.nchunks} chunks")
+    _say(_table(rows, ("stream", "ordered", "time", "throughput", "speed-up")))
+    _say()
+
+
+def _demo_jobs(a: zf.Array, out: str, scheduler: Any, repeat: int, quiet: bool) -> None:
+    """Time parallel_chunk_map and a chunk-parallel write back; check both."""
+    expected = {idx: int(c.sum(dtype="int64")) for idx, c in a.chunk_stream()}
+    with _progress("parallel_chunk_map", quiet) as bar:
+        runs = _RunsBar(bar, repeat + 1, a.nchunks)
+        t_map, sums = _median_time(
+            lambda: dict(
+                a.parallel_chunk_map(_chunk_sum, scheduler=scheduler, progress_callback=runs.next())
+            ),
+            repeat,
+        )
+    if sums != expected:
+        raise ZarrflowError("demo: parallel_chunk_map's per-chunk sums differ from the data's")
+    with _progress("to_zarr (write back)", quiet) as bar:
+        runs = _RunsBar(bar, repeat + 1, a.nchunks)
+        t_write, copy = _median_time(
+            lambda: zf.to_zarr(
+                a.to_dask(chunks_per_task=1),
+                out,
+                chunks=a.chunks,
+                overwrite=True,
+                scheduler=scheduler,
+                progress_callback=runs.next(),
+            ),
+            repeat,
+        )
+    if copy.nchunks_initialized != a.nchunks or not np.array_equal(copy[:], a[:]):
+        raise ZarrflowError(f"demo: the copy at {out} does not read equal to the seed array")
+    rows = [
+        ("parallel_chunk_map (sum per chunk)", str(len(sums)), _ms(t_map), _rate(a.nbytes, t_map)),
+        ("to_zarr(a.to_dask()) write back", str(a.nchunks), _ms(t_write), _rate(a.nbytes, t_write)),
+    ]
+    _say("Chunk-parallel jobs: one zarrflow-map, or one (read +) zarrflow-write task per chunk")
+    _say(_table(rows, ("job", "chunks", "time", "throughput")))
+    _say()
+
+
+# info, copy, stats, bench --------------------------------------------------------
+def _opts(pairs: Sequence[str] | None) -> dict[str, str] | None:
+    """``KEY=VALUE`` pairs as fsspec storage options (None when there are none).
+
+    Examples
+    --------
+    >>> _opts(["anon=true", "endpoint_url=http://127.0.0.1:5555"])
+    {'anon': 'true', 'endpoint_url': 'http://127.0.0.1:5555'}
+    """
+    out = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ZarrflowError(f"storage option {pair!r} is not KEY=VALUE")
+        out[key] = value
+    return out or None
 
 
 def info(args: argparse.Namespace) -> int:
-    """Print an array's or group's summary."""
-    node = zf.open(args.url, mode="r", storage_options=_opts(args))
-    print(repr(node.info))
+    """Print an array's or a group's summary (a group's includes its tree)."""
+    node = zf.open(args.url, mode="r", storage_options=_opts(args.storage_option))
+    _say(repr(node.info))
     return 0
 
 
-def _opts(args: argparse.Namespace) -> dict[str, str] | None:
-    from zarrflow.cli import _storage_options
+def _shape(text: str | None, what: str) -> tuple[int, ...] | None:
+    """``"256,256"`` (or ``256x256``) as a shape.
 
-    pairs = getattr(args, "storage_option", None) or []
-    return _storage_options(pairs) or None
-
-
-def _parse_shape(text: str | None) -> tuple[int, ...] | None:
+    Examples
+    --------
+    >>> _shape("250,250", "--chunks"), _shape(None, "--chunks")
+    ((250, 250), None)
+    """
     if not text:
         return None
-    return tuple(int(t) for t in text.replace("x", ",").split(",") if t)
+    try:
+        shape = tuple(int(t) for t in text.replace("x", ",").split(",") if t.strip())
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise ZarrflowError(f"{what} {text!r} is not a shape like 256,256 (positive integers)")
+    return shape
+
+
+def _codec_names(array: zf.Array) -> str:
+    meta = array.metadata
+    if array.zarr_format == 2:
+        names = [f["id"] for f in meta.filters or ()]
+        names.append(meta.compressor["id"] if meta.compressor else "no compressor")
+        return ", ".join(names)
+    codecs = list(meta.codecs)
+    if getattr(meta, "inner_chunks", None) is not None:
+        codecs = [*codecs, *codecs[0].get("configuration", {}).get("codecs", [])]
+    return ", ".join(c["name"] for c in codecs)
+
+
+def _describe(node: zf.Array | zf.Group) -> str:
+    """One line on a node's layout, for ``copy``'s summary."""
+    if isinstance(node, zf.Group):
+        return f"group, Zarr v{node.zarr_format}, {len(node)} members"
+    inner = getattr(node.metadata, "inner_chunks", None)
+    layout = f"chunks {inner}, shards {node.chunks}" if inner else f"chunks {node.chunks}"
+    return f"array, Zarr v{node.zarr_format}, {layout}, codecs: {_codec_names(node)}"
 
 
 def copy(args: argparse.Namespace) -> int:
-    """Copy (and convert) an array or a whole group."""
-    from zarrflow.copying import copy_node
-
-    progress = None if args.quiet else TextProgressBar("copy")
-    copy_node(
-        args.src,
-        args.dst,
-        zarr_format=args.zarr_format,
-        chunks=_parse_shape(args.chunks),
-        shards=_parse_shape(args.shards),
-        compressor=args.compressor,
-        overwrite=args.overwrite,
-        scheduler=args.scheduler,
-        progress_callback=progress,
-    )
-    print(f"copied {args.src} -> {args.dst}")
+    """Copy (and convert) an array or a whole group, chunk-parallel."""
+    src = zf.open(args.src, mode="r", storage_options=_opts(args.storage_option))
+    with _client(args) as client:
+        t0 = time.perf_counter()
+        out = _copy(args, client)
+        elapsed = time.perf_counter() - t0
+    _say(f"copied {args.src} -> {args.dst} in {elapsed:.2f} s")
+    _say(f"  from: {_describe(src)}")
+    _say(f"  to:   {_describe(out)}")
+    out.store.close()  # finalises a zip archive
     return 0
 
 
+def _copy(args: argparse.Namespace, client: Any) -> zf.Array | zf.Group:
+    """``copy_node`` with the command line's options and a progress bar per array."""
+    from zarrflow.copying import copy_node
+
+    with contextlib.ExitStack() as bars:
+
+        def progress_for(path: str) -> Progress | None:
+            return bars.enter_context(_progress(f"copy {path}".strip(), args.quiet))
+
+        try:
+            return copy_node(
+                args.src,
+                args.dst,
+                zarr_format=args.zarr_format,
+                chunks=_shape(args.chunks, "--chunks"),
+                shards=_shape(args.shards, "--shards"),
+                compressor=args.compressor,
+                overwrite=args.overwrite,
+                scheduler=client,
+                progress_for=progress_for,
+                storage_options=_opts(args.storage_option),
+                dst_storage_options=_opts(args.dst_storage_option),
+            )
+        except (zf.ContainsArrayError, zf.ContainsGroupError) as e:
+            raise type(e)(f"{args.dst} exists already; add --overwrite to replace it") from e
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    return "-" if value is None else str(value)
+
+
 def stats(args: argparse.Namespace) -> int:
-    """Chunk-parallel statistics of an array."""
+    """Min, max, mean, std and NaN count of an array, chunk-parallel."""
     from zarrflow.statistics import array_statistics
 
-    a = zf.open_array(args.url, mode="r")
-    result = array_statistics(
-        a,
-        scheduler=args.scheduler,
-        progress_callback=None if args.quiet else TextProgressBar("stats"),
-    )
-    for key, value in result.items():
-        print(f"{key:>6}: {value}")
+    a = zf.open_array(args.url, mode="r", storage_options=_opts(args.storage_option))
+    with _client(args) as client:
+        t0 = time.perf_counter()
+        with _progress("stats", args.quiet) as bar:
+            result = array_statistics(a, scheduler=client, progress_callback=bar)
+        elapsed = time.perf_counter() - t0
+    _say(f"{a.name}: shape {a.shape}, {a.dtype}, {a.nchunks} chunks ({elapsed:.2f} s)")
+    for key in ("count", "min", "max", "mean", "std", "nan_count"):
+        _say(f"{key:>9}: {_fmt(result[key])}")
     return 0
 
 
 def bench(args: argparse.Namespace) -> int:
-    """A quick side-by-side of zarrflow and the peers on the seed workload."""
+    """A quick side-by-side of zarrflow and its peers on the seed workload."""
     from zarrflow.quickbench import quick_bench
 
-    out = io.StringIO()
-    quick_bench(repeat=args.repeat, out=out)
-    print(out.getvalue())
+    quick_bench(repeat=args.repeat, out=sys.stdout)  # rows appear as they are measured
+    sys.stdout.flush()
     return 0

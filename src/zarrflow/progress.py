@@ -15,6 +15,11 @@ __all__ = ["TextProgressBar"]
 class TextProgressBar:
     """A one-line text progress bar, usable as ``progress_callback``.
 
+    On a terminal the bar redraws in place (at most ten times a second) and
+    ends with a newline when the work is done. On anything else (a pipe, a
+    log file) only the finished line is written, so captured output holds
+    no carriage returns.
+
     Parameters
     ----------
     label
@@ -23,6 +28,8 @@ class TextProgressBar:
         Where to draw (stderr by default).
     width
         Bar width in characters.
+    live
+        Redraw in place; by default, when ``stream`` is a terminal.
 
     Examples
     --------
@@ -30,31 +37,58 @@ class TextProgressBar:
     >>> buf = io.StringIO()
     >>> bar = TextProgressBar("read", stream=buf)
     >>> bar(1, 2); bar(2, 2)
-    >>> "100%" in buf.getvalue()
-    True
+    >>> "100%" in buf.getvalue(), "\\r" in buf.getvalue()
+    (True, False)
     """
 
-    def __init__(self, label: str = "", stream: TextIO | None = None, width: int = 30) -> None:
+    def __init__(
+        self,
+        label: str = "",
+        stream: TextIO | None = None,
+        width: int = 30,
+        live: bool | None = None,
+    ) -> None:
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
+        self.live = _isatty(self.stream) if live is None else live
         self._start = time.perf_counter()
         self._last = 0.0
+        self._open = False  # a live line is drawn and not yet ended
 
     def __call__(self, done: int, total: int) -> None:
         now = time.perf_counter()
-        if done < total and now - self._last < 0.1:
+        finished = done >= total
+        if not finished and (not self.live or now - self._last < 0.1):
             return
         self._last = now
         frac = done / total if total else 1.0
         filled = round(frac * self.width)
         bar = "#" * filled + "-" * (self.width - filled)
-        elapsed = now - self._start
-        end = "\n" if done >= total else ""
-        self.stream.write(
-            f"\r{self.label:<24} [{bar}] {frac:4.0%} {done}/{total} {elapsed:5.2f}s{end}"
-        )
+        line = f"{self.label:<24} [{bar}] {frac:4.0%} {done}/{total} {now - self._start:5.2f}s"
+        self.stream.write(("\r" if self.live else "") + line + ("\n" if finished else ""))
         self.stream.flush()
+        self._open = self.live and not finished
+
+    def close(self) -> None:
+        """End a bar left unfinished (the work failed or stopped early) with a newline."""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False
+
+    def __enter__(self) -> TextProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def compute_with_progress(
