@@ -272,6 +272,12 @@ def _nbytes(buf: Any) -> int:
     return buf.nbytes if isinstance(buf, np.ndarray) else memoryview(buf).nbytes
 
 
+#: below this decoded size the reused-context zstd path wins (a fresh context costs
+#: more than decoding a small chunk); above it, numcodecs decodes straight into
+#: ``out`` without the reused path's extra copy of the chunk
+_FAST_ZSTD_LIMIT = 256 * 1024
+
+
 class NumcodecsBytesCodec(BytesBytesCodec):
     """A numcodecs compressor or checksum as a bounded bytes -> bytes stage.
 
@@ -349,7 +355,7 @@ class NumcodecsBytesCodec(BytesBytesCodec):
                 f"the chunk declares {declared}"
             )
         try:
-            if self._fast is not None:
+            if self._fast is not None and out.nbytes < _FAST_ZSTD_LIMIT:
                 self._fast.decompress_into(data, out)
             else:
                 self.codec.decode(data, out=out)
