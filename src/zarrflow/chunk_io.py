@@ -125,8 +125,11 @@ class ChunkIO:
         if data is None:
             target[p.out_selection] = self.fill
             return
-        if p.is_complete_chunk and not isinstance(p.out_selection, np.ndarray):
-            view = target[p.out_selection]
+        sel = p.out_selection
+        if p.is_complete_chunk and type(sel) is tuple and all(type(s) is slice for s in sel):
+            # only an all-slice selection is a view (any array in it makes a copy);
+            # the Ellipsis keeps a 0-d target an array rather than a scalar
+            view = target[(*sel, Ellipsis)]
             if view.shape == self.chunk_shape and view.flags.c_contiguous:
                 self.decode(p.chunk_coords, data, out=view)
                 return
