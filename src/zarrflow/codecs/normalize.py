@@ -83,7 +83,7 @@ def normalize_compressor_v2(x: Any) -> dict[str, Any] | None:
     Examples
     --------
     >>> normalize_compressor_v2("zstd")
-    {'id': 'zstd', 'level': 3, 'checksum': False}
+    {'id': 'zstd', 'level': 3}
     >>> normalize_compressor_v2(("gzip", {"level": 5}))
     {'id': 'gzip', 'level': 5}
     >>> normalize_compressor_v2(None) is None
@@ -91,7 +91,12 @@ def normalize_compressor_v2(x: Any) -> dict[str, Any] | None:
     """
     if x is None:
         return None
-    return _to_numcodecs_config(x, "compressor")
+    config = _to_numcodecs_config(x, "compressor")
+    if config["id"] == "zstd" and config.get("checksum") is False:
+        # the same codec to numcodecs and zarr-python, and tensorstore's v2 driver
+        # refuses a zstd compressor that names a checksum at all
+        del config["checksum"]
+    return config
 
 
 def normalize_filters_v2(x: Any, dtype: Any = None) -> list[dict[str, Any]] | None:
