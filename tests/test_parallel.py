@@ -199,7 +199,8 @@ def test_to_dask_round_trip_and_names():
 
 def test_to_dask_groups_small_chunks_on_chunk_boundaries():
     a = zf.create(MemoryStore(), shape=(4096, 4096), chunks=(64, 64), dtype="u1")
-    x = a.to_dask()
+    with dask.config.set({"zarrflow.parallelism": 2}):
+        x = a.to_dask()
     assert x.chunksize == (1024, 4096)  # 4 MiB of whole chunks per task
     assert all(c % 64 == 0 for c in x.chunks[0])
 

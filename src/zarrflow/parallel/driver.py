@@ -29,6 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import dask
@@ -158,7 +159,7 @@ def _produce_threads(
             if not following:
                 channel.close()
             dsk = {
-                (f"{name}-{n}", i): (_task, channel, items, work, retries)
+                (f"{name}-{n}", i): (partial(_task, channel, items, work, retries),)
                 for i, items in enumerate(window)
             }
             dask.threaded.get(dsk, list(dsk), num_workers=parallel)
