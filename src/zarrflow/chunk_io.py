@@ -5,6 +5,10 @@ and does exactly the work of one chunk: fetch, decode, fill, encode, store.
 Everything a chunk needs that does not depend on the chunk (key prefix, fill
 chunk, scratch shapes) is computed once in the constructor, so the per-chunk
 cost is the storage call, the codec, and a handful of Python operations.
+
+For a sharded array (``metadata.inner_chunks`` set), ``ChunkIO(...)`` builds
+a :class:`~zarrflow.shard_io.ShardIO` instead: the same interface over
+shards, reading and writing them by inner chunk with ranged requests.
 """
 
 from __future__ import annotations
@@ -54,6 +58,14 @@ class ChunkIO:
         "store",
         "write_empty_chunks",
     )
+
+    def __new__(cls, store: Store, path: str, metadata, **kwargs):
+        """A :class:`~zarrflow.shard_io.ShardIO` for a sharded array, else a plain ChunkIO."""
+        if cls is ChunkIO and getattr(metadata, "inner_chunks", None) is not None:
+            from zarrflow.shard_io import ShardIO
+
+            cls = ShardIO
+        return super().__new__(cls)
 
     def __init__(self, store: Store, path: str, metadata, *, write_empty_chunks: bool = False):
         self.store = store

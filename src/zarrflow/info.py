@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,32 @@ def _codecs(array) -> str:
     return ", ".join(c["name"] for c in meta.codecs)
 
 
+def _shard_rows(array, inner: tuple[int, ...]) -> list[tuple[str, Any]]:
+    """The rows a sharded array adds: shard and inner chunk shapes, counts, layout."""
+    config = array.metadata.codecs[0].get("configuration") or {}
+    per_shard = math.prod(s // c for s, c in zip(array.chunks, inner, strict=True))
+    grid = tuple(math.ceil(s / c) for s, c in zip(array.shape, inner, strict=True))
+    inner_codecs = _names(config.get("codecs") or ["bytes"])
+    index_codecs = _names(config.get("index_codecs") or ["bytes", "crc32c"])
+    return [
+        ("Shards", array.chunks),
+        ("Inner chunks", inner),
+        ("Inner chunks per shard", per_shard),
+        ("Inner chunk grid", f"{grid} ({math.prod(grid)} inner chunks)"),
+        ("Inner codecs", inner_codecs),
+        ("Shard index", f"at the {config.get('index_location', 'end')} ({index_codecs})"),
+    ]
+
+
+def _names(codecs: list[Any]) -> str:
+    return ", ".join(c if isinstance(c, str) else str(c.get("name", "?")) for c in codecs)
+
+
+def _sizes(sizes: list[int]) -> str:
+    mean = sum(sizes) // len(sizes)
+    return f"{_human(min(sizes))} / {_human(mean)} / {_human(max(sizes))}"
+
+
 def array_info(array) -> NodeInfo:
     """Summarise an array, listing its stored chunks once for counts and sizes.
 
@@ -55,29 +82,33 @@ def array_info(array) -> NodeInfo:
     '0 / 4'
     """
     keys = list(array.stored_chunk_keys())
-    stored = 0
-    for value in array.store.get_many(keys) if keys and not array.store.is_remote else []:
-        stored += len(value or b"")
+    sizes = []
+    if keys and not array.store.is_remote:
+        sizes = [len(value or b"") for value in array.store.get_many(keys)]
+    stored = sum(sizes)
+    inner = getattr(array.metadata, "inner_chunks", None)
     rows: list[tuple[str, Any]] = [
         ("Type", "zarrflow.Array"),
         ("Name", array.name),
         ("Zarr format", array.zarr_format),
         ("Shape", array.shape),
-        ("Chunks", array.chunks),
     ]
-    inner = getattr(array.metadata, "inner_chunks", None)
-    if inner is not None:
-        rows.append(("Inner chunks (sharded)", inner))
+    rows += _shard_rows(array, inner) if inner is not None else [("Chunks", array.chunks)]
     rows += [
         ("Data type", array.dtype),
         ("Fill value", array.fill_value),
         ("Codecs", _codecs(array)),
         ("Store", type(array.store).__name__),
         ("Bytes (uncompressed)", _human(array.nbytes)),
-        ("Chunks stored", f"{len(keys)} / {array.nchunks}"),
+        (
+            "Shards stored" if inner is not None else "Chunks stored",
+            f"{len(keys)} / {array.nchunks}",
+        ),
     ]
     if stored:
         rows.append(("Bytes stored", _human(stored)))
+        if inner is not None:
+            rows.append(("Shard size (min / mean / max)", _sizes(sizes)))
         rows.append(("Compression ratio", f"{array.nbytes / stored:.1f}"))
     return NodeInfo(rows)
 

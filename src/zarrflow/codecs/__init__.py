@@ -2,8 +2,9 @@
 
 :class:`CodecPipeline` encodes and decodes chunks (built from array metadata);
 the ``normalize_*`` / :func:`build_codecs_v3` functions turn what users pass
-to ``create`` into the codec configs Zarr stores. New v3 codecs (such as
-``sharding_indexed``) plug in with :func:`register_codec`.
+to ``create`` into the codec configs Zarr stores. New v3 codecs plug in with
+:func:`register_codec`, as ``sharding_indexed`` (:class:`ShardingCodec`,
+:func:`wrap_in_sharding`) does.
 
 Examples
 --------
@@ -34,19 +35,29 @@ from zarrflow.codecs.registry import (
     lookup_codec,
     register_codec,
 )
+from zarrflow.codecs.sharding import (
+    DEFAULT_INDEX_CODECS,
+    ShardingCodec,
+    coalesce_ranges,
+    wrap_in_sharding,
+)
 
 __all__ = [
     "DEFAULT_COMPRESSOR",
+    "DEFAULT_INDEX_CODECS",
     "ArrayArrayCodec",
     "ArrayBytesCodec",
     "BytesBytesCodec",
     "ChunkSpec",
     "CodecPipeline",
+    "ShardingCodec",
     "build_codecs_v3",
+    "coalesce_ranges",
     "known_codec_names",
     "lookup_codec",
     "normalize_compressor_v2",
     "normalize_filters_v2",
     "parse_codecs_v3",
     "register_codec",
+    "wrap_in_sharding",
 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import dask
@@ -30,6 +31,7 @@ from zarrflow.parallel.scheduling import default_parallelism, resolve_backend
 __all__ = ["block_shape", "in_task", "parallel_read", "parallel_write", "to_dask"]
 
 _local = threading.local()
+_WHOLE_SHARD_BYTES = 64 * 2**20
 
 
 def in_task() -> bool:
@@ -62,6 +64,10 @@ def block_shape(
 ) -> tuple[int, ...]:
     """The shape of one read task's block: whole chunks, about ``target_bytes``.
 
+    A block grows along the last axis, then the one before, up to
+    ``target_bytes`` of uncompressed data, and never past ``1 / cores`` of the
+    array, so every core has a block to read.
+
     Examples
     --------
     >>> block_shape((64, 64), (64, 64), 1, target_bytes=4 * 2**20)
@@ -79,15 +85,11 @@ def block_shape(
             else [int(f) for f in chunks_per_task]
         )
     else:
+        # about target_bytes of whole chunks, but never fewer blocks than cores
         target = target_bytes or dask.config.get("zarrflow.task_target_bytes")
-        factors = [1] * ndim
-        nbytes = math.prod(chunks) * itemsize
-        for ax in reversed(range(ndim)):
-            f = int(min(grid_shape[ax], max(1, target // max(1, nbytes))))
-            factors[ax] = f
-            nbytes *= f
-            if f < grid_shape[ax]:
-                break
+        chunk_bytes = max(1, math.prod(chunks) * itemsize)
+        per_core = -(-math.prod(grid_shape) // default_parallelism())
+        factors = _factors_for_count(max(1, min(target // chunk_bytes, per_core)), grid_shape)
     return tuple(c * max(1, f) for c, f in zip(chunks, factors, strict=True))
 
 
@@ -125,11 +127,44 @@ def _read_block(source: _Source, key: tuple[slice, ...], *args: Any, **kwargs: A
     return out
 
 
+def _largest_divisor(n: int, most: int) -> int:
+    return max(d for d in range(1, max(1, min(n, most)) + 1) if n % d == 0)
+
+
+def sharded_block_shape(
+    array, chunks_per_task: int | Sequence[int] | None = None, whole_shard_bytes: int | None = None
+) -> tuple[int, ...]:
+    """The read block of a sharded array: whole shards, or inner chunks tiling a shard.
+
+    A task reading a whole shard makes one request and no index request, so
+    blocks are whole shards (grouped when small) unless a shard is larger than
+    ``whole_shard_bytes`` (``zarrflow.shard_task_bytes``, 64 MiB): then a block is
+    inner chunks (about ``zarrflow.task_target_bytes``) that tile the shard, so
+    no inner chunk is read twice. ``chunks_per_task`` counts inner chunks.
+    """
+    io, itemsize = array._io, array.dtype.itemsize
+    limit = whole_shard_bytes or dask.config.get("zarrflow.shard_task_bytes", _WHOLE_SHARD_BYTES)
+    if chunks_per_task is None and math.prod(array.chunks) * itemsize <= limit:
+        return block_shape(array.chunks, array.chunk_grid_shape, itemsize)
+    inner, cps = io.inner_shape, io.codec.chunks_per_shard
+    blocks = block_shape(inner, io.inner_grid_shape, itemsize, chunks_per_task=chunks_per_task)
+    if chunks_per_task is not None:
+        return blocks
+    factors = (_largest_divisor(n, b // c) for b, c, n in zip(blocks, inner, cps, strict=True))
+    return tuple(c * f for c, f in zip(inner, factors, strict=True))
+
+
 def to_dask(array, chunks_per_task: int | Sequence[int] | None = None, name: str | None = None):
     """A dask array over ``array``; see :meth:`zarrflow.Array.to_dask`."""
-    blocks = block_shape(
-        array.chunks, array.chunk_grid_shape, array.dtype.itemsize, chunks_per_task=chunks_per_task
-    )
+    if getattr(array.metadata, "inner_chunks", None) is not None:
+        blocks = sharded_block_shape(array, chunks_per_task)
+    else:
+        blocks = block_shape(
+            array.chunks,
+            array.chunk_grid_shape,
+            array.dtype.itemsize,
+            chunks_per_task=chunks_per_task,
+        )
     token = dask.base.tokenize(array.name, array.metadata, blocks)
     return da.from_array(
         _Source(array),
@@ -159,7 +194,8 @@ def _run_local(fn, projections: list, name: str) -> None:
     workers = default_parallelism()
     batches = _batches(projections, workers * 4)
     token = dask.base.tokenize(name, len(projections), id(fn))
-    dsk = {(f"{name}-{token}", i): (_run_batch, fn, b) for i, b in enumerate(batches)}
+    # partial: Dask would otherwise walk every projection in the task's arguments
+    dsk = {(f"{name}-{token}", i): (partial(_run_batch, fn, b),) for i, b in enumerate(batches)}
     dask.threaded.get(dsk, list(dsk), num_workers=workers)
 
 
@@ -173,6 +209,8 @@ def parallel_read(array, indexer, out: np.ndarray, flat: bool, selection: Any = 
     On the threaded scheduler the tasks fill ``out`` in place; with an active
     distributed client a basic selection is computed on the cluster instead.
     """
+    if selection is not None and not flat and _read_sharded_by_inner_chunk(array, selection, out):
+        return
     projections = list(indexer)
     if not _use_graph(len(projections)) or array.store.is_remote:
         # remote stores overlap requests inside read_into (one batched fetch)
@@ -186,6 +224,51 @@ def parallel_read(array, indexer, out: np.ndarray, flat: bool, selection: Any = 
         array._io.read_into(out, projections, flat=flat)
         return
     _run_local(lambda b: array._io.read_into(out, b, flat=flat), projections, "zarrflow-read")
+
+
+def _read_sharded_by_inner_chunk(array, selection: Any, out: np.ndarray) -> bool:
+    """A basic selection of a sharded array, read on threads by inner chunk; False if not.
+
+    Reads of less than ``zarrflow.task_target_bytes`` stay inline. Otherwise a
+    task reads whole shards (one request each, or an index request and
+    coalesced ranges), and only when there are fewer shards than threads is a
+    shard's run of inner chunks split between tasks, so it decodes on every core.
+    """
+    io = array._io
+    if getattr(array.metadata, "inner_chunks", None) is None or array.store.is_remote:
+        return False
+    if out.nbytes < dask.config.get("zarrflow.task_target_bytes") or in_task():
+        return False
+    if resolve_backend().kind != "threads":
+        return False
+    by_shard: dict[tuple[int, ...], list] = {}
+    for p in BasicIndexer(selection, array.shape, io.inner_shape):
+        by_shard.setdefault(io.shard_of(p.chunk_coords)[0], []).append(p)
+    workers = default_parallelism()
+    runs = list(by_shard.values())
+    if 0 < len(runs) < workers:
+        pieces = -(-workers // len(runs))
+        runs = [part for run in runs for part in _split(run, pieces)]
+    batches = [[p for run in b for p in run] for b in _batches(runs, workers * 4)]
+    token = dask.base.tokenize("zarrflow-read", id(out), len(batches))
+    dsk = {
+        (f"zarrflow-read-{token}", i): (
+            partial(_run_batch, lambda b: io.read_inner_into(out, b), b),
+        )
+        for i, b in enumerate(batches)
+    }
+    dask.threaded.get(dsk, list(dsk), num_workers=workers)
+    return True
+
+
+def _inner_reader(io, out: np.ndarray):
+    return lambda batch: io.read_inner_into(out, batch)
+
+
+def _split(items: list, n: int) -> list[list]:
+    """``items`` in at most ``n`` contiguous runs of about the same length."""
+    size = max(1, math.ceil(len(items) / n))
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def parallel_write(array, indexer, value: np.ndarray, flat: bool) -> None:

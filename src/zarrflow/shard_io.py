@@ -1,0 +1,342 @@
+"""The per-shard read and write path of a sharded (``sharding_indexed``) Zarr v3 array.
+
+:class:`ShardIO` is the :class:`~zarrflow.chunk_io.ChunkIO` of a sharded
+array: its "chunks" are shards (``metadata.chunks``), read and written by
+inner chunk. It turns projections into :class:`~zarrflow.sharding.ShardJob`
+values, which :class:`~zarrflow.sharding.ShardReader` fetches with ranged,
+coalesced requests (see :mod:`zarrflow.sharding` for the request pattern).
+
+Writing: a write covering a whole shard encodes it in memory and stores it
+once, lock-free. A write covering part of a shard is a read-modify-write under
+that shard's lock (:func:`~zarrflow.parallel.locks.chunk_lock` on the shard
+key — a thread lock in-process, a ``distributed`` lock on a cluster):
+untouched inner chunks keep their encoded bytes, inner chunks the write
+covers completely are encoded without being read, and only partly covered
+ones are decoded first. Inner chunks equal to the fill value are left out,
+and an all-empty shard is deleted (unless ``write_empty_chunks``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from zarrflow.chunk_io import ChunkIO
+from zarrflow.codecs import CodecPipeline, ShardingCodec
+from zarrflow.codecs.sharding import MISSING
+from zarrflow.errors import CodecError, StoreError
+from zarrflow.indexing import BasicIndexer, ChunkProjection
+from zarrflow.parallel.locks import chunk_lock
+from zarrflow.sharding import ShardJob, ShardReader
+from zarrflow.storage import Store
+
+__all__ = ["ShardIO"]
+
+Index = tuple[int, ...]
+_SCRATCH_BATCH_BYTES = 64 * 2**20  # scratch shards one remote batch may hold
+
+
+def _is_basic(selection: Any) -> bool:
+    if isinstance(selection, slice):
+        return True
+    return isinstance(selection, tuple) and all(
+        isinstance(s, slice) or (np.ndim(s) == 0 and s is not None) for s in selection
+    )
+
+
+class ShardIO(ChunkIO):
+    """Read and write the shards of one sharded array, inner chunk by inner chunk.
+
+    Built by :class:`~zarrflow.chunk_io.ChunkIO` itself when the metadata has
+    ``inner_chunks``; see the module notes for the request pattern.
+
+    Examples
+    --------
+    >>> import numpy as np, zarrflow as zf
+    >>> a = zf.create("memory://doc-shard-io", shape=(8, 8), chunks=(2, 2), shards=(4, 4),
+    ...               dtype="i4")
+    >>> a[0:3, 0:3] = 1
+    >>> type(a._io).__name__, int(a[:].sum()), a.nchunks_initialized
+    ('ShardIO', 9, 1)
+    """
+
+    __slots__ = ("codec", "inner_shape", "reader")
+
+    def __init__(self, store: Store, path: str, metadata, *, write_empty_chunks: bool = False):
+        super().__init__(store, path, metadata, write_empty_chunks=write_empty_chunks)
+        registered = self.pipeline.array_to_bytes
+        if not isinstance(registered, ShardingCodec):  # pragma: no cover - metadata checks
+            raise CodecError(f"array {self.name!r}: expected a sharding_indexed codec")
+        self.codec = registered.with_fill_value(self.fill)
+        self.pipeline = CodecPipeline(self.chunk_shape, self.dtype, (), self.codec, ())
+        self.inner_shape = self.codec.inner_shape
+        self.reader = ShardReader(store, self.codec, self.name)
+
+    # geometry -----------------------------------------------------------------------
+    @property
+    def inner_grid_shape(self) -> tuple[int, ...]:
+        """Number of inner chunks along each axis of the array."""
+        shape = self.metadata.shape
+        return tuple(math.ceil(s / c) for s, c in zip(shape, self.inner_shape, strict=True))
+
+    def shard_of(self, inner: Sequence[int]) -> tuple[Index, Index]:
+        """``(shard coords, local inner coords)`` of an inner chunk of the array."""
+        cps = self.codec.chunks_per_shard
+        return (
+            tuple(i // n for i, n in zip(inner, cps, strict=True)),
+            tuple(i % n for i, n in zip(inner, cps, strict=True)),
+        )
+
+    def _extent(self, coords: Sequence[int]) -> tuple[int, ...]:
+        """The in-bounds shape of a shard (smaller than the shard at the array's edge)."""
+        return tuple(
+            min(c, s - i * c)
+            for i, c, s in zip(coords, self.chunk_shape, self.metadata.shape, strict=True)
+        )
+
+    def _inner_in_bounds(self, coords: Sequence[int]) -> int:
+        extent = self._extent(coords)
+        return math.prod(-(-e // c) for e, c in zip(extent, self.inner_shape, strict=True))
+
+    def _full_inner(self) -> tuple[slice, ...]:
+        return tuple(slice(0, c) for c in self.inner_shape)
+
+    def decode(self, coords: Sequence[int], data: bytes, out: np.ndarray | None = None):
+        """Decode one whole stored shard, naming the array and shard key in any error."""
+        try:
+            return self.pipeline.decode(data, out=out)
+        except CodecError as e:
+            raise self.reader.corrupt(self.key(coords), e) from e
+
+    # reading: the ChunkIO interface ---------------------------------------------------
+    def read_chunk(self, coords: Sequence[int]) -> np.ndarray:
+        """The whole shard at ``coords`` (fill value where never written)."""
+        coords = tuple(coords)
+        out = np.empty(self.chunk_shape, self.dtype)
+        full = self._full_inner()
+        items = [
+            ChunkProjection(local, full, self.codec.region(local), True)
+            for local in self.codec.inner_coords()
+        ]
+        self.reader.run([ShardJob(coords, self.key(coords), items, out, True)])
+        return out
+
+    def read_into(
+        self, out: np.ndarray, projections: Iterable[ChunkProjection], flat: bool = False
+    ) -> None:
+        """Fill ``out`` from the shards the (shard-level) projections name."""
+        target = out.reshape(-1) if flat else out
+        batch: list[tuple[ShardJob, Any]] = []
+        scratch_bytes = 0
+        for p in projections:
+            job, post = self._job_for(p, target)
+            batch.append((job, post))
+            scratch_bytes += 0 if post is None else job.target.nbytes
+            if not self.store.is_remote or scratch_bytes > _SCRATCH_BATCH_BYTES:
+                self._run_posted(batch)
+                batch, scratch_bytes = [], 0
+        if batch:
+            self._run_posted(batch)
+
+    def _run_posted(self, batch: list[tuple[ShardJob, Any]]) -> None:
+        self.reader.run([job for job, _ in batch])
+        for job, post in batch:
+            if post is not None:
+                target, out_selection, chunk_selection = post
+                target[out_selection] = job.target[chunk_selection]
+
+    def _job_for(self, p: ChunkProjection, target: np.ndarray) -> tuple[ShardJob, Any]:
+        """A job reading projection ``p``'s part of a shard (and what to copy after)."""
+        coords, key = p.chunk_coords, self.key(p.chunk_coords)
+        if _is_basic(p.chunk_selection) and _is_basic(p.out_selection):
+            sel = p.out_selection
+            view = target[(*sel, Ellipsis) if isinstance(sel, tuple) else sel]  # a view, even 0-d
+            items = list(BasicIndexer(p.chunk_selection, self._extent(coords), self.inner_shape))
+            whole = len(items) >= self._inner_in_bounds(coords)
+            return ShardJob(coords, key, items, view, whole), None
+        scratch = np.empty(self.chunk_shape, self.dtype)
+        full, region = self._full_inner(), self.codec.region
+        items = [
+            ChunkProjection(local, full, region(local), True)
+            for local in self._touched_locals(p.chunk_selection)
+        ]
+        whole = len(items) >= self._inner_in_bounds(coords)
+        post = (target, p.out_selection, p.chunk_selection)
+        return ShardJob(coords, key, items, scratch, whole), post
+
+    def _touched_locals(self, selection: tuple) -> list[Index]:
+        """The local inner chunks any numpy selection of a shard touches."""
+        per_axis: list[Any] = []
+        arrays, array_axes = [], []
+        axis = 0
+        for entry in selection:
+            if entry is None:
+                continue
+            n, c = self.chunk_shape[axis], self.inner_shape[axis]
+            if isinstance(entry, slice):
+                per_axis.append(np.unique(np.arange(*entry.indices(n)) // c).tolist())
+            elif np.ndim(entry) == 0:
+                per_axis.append([int(entry) // c])
+            else:
+                arr = np.asarray(entry)
+                arr = np.nonzero(arr)[0] if arr.dtype == bool else arr
+                arrays.append(arr // c)
+                array_axes.append(axis)
+                per_axis.append(None)
+            axis += 1
+        combos: list[tuple[int, ...]] = [()]
+        if arrays:
+            flat = [a.reshape(-1) for a in np.broadcast_arrays(*arrays)]
+            combos = [tuple(r) for r in np.unique(np.stack(flat, axis=-1), axis=0).tolist()]
+        plain = [range(1) if s is None else s for s in per_axis]
+        touched = []
+        for combo in combos:
+            for pick in itertools.product(*plain):
+                local = list(pick)
+                for ax, value in zip(array_axes, combo, strict=True):
+                    local[ax] = value
+                touched.append(tuple(local))
+        return touched
+
+    def read_inner_into(self, out: np.ndarray, projections: Iterable[ChunkProjection]) -> None:
+        """Fill ``out`` from projections over the array's *inner* chunk grid.
+
+        Projections are grouped by shard, so each shard's index is read once.
+        """
+        groups: dict[Index, list[ChunkProjection]] = {}
+        for p in projections:
+            shard, local = self.shard_of(p.chunk_coords)
+            groups.setdefault(shard, []).append(p._replace(chunk_coords=local))
+        jobs = [
+            ShardJob(shard, self.key(shard), items, out, len(items) >= self._inner_in_bounds(shard))
+            for shard, items in groups.items()
+        ]
+        self.reader.run(jobs)
+
+    def read_inner_chunks(
+        self, indices: Sequence[Index], index_cache: dict[Index, np.ndarray] | None = None
+    ) -> list[tuple[Index, Any]]:
+        """``(index, chunk or exception)`` for inner chunks of the array, trimmed at its edge.
+
+        A failure confined to one inner chunk is returned in its place; a failure
+        of a whole shard (its index, the store) is raised. ``index_cache`` (shard
+        coords -> decoded index) saves index requests across calls.
+        """
+        shape, inner = self.metadata.shape, self.inner_shape
+        results: list[tuple[Index, Any]] = []
+        groups: dict[Index, list[tuple[Index, Index]]] = {}
+        for idx in indices:
+            shard, local = self.shard_of(idx)
+            groups.setdefault(shard, []).append((idx, local))
+        full = self._full_inner()
+        for shard, members in groups.items():
+            buffer = np.empty((len(members), *inner), self.dtype)
+            items = [ChunkProjection(loc, full, (k,), True) for k, (_, loc) in enumerate(members)]
+            whole = len(items) >= self._inner_in_bounds(shard)
+            job = ShardJob(shard, self.key(shard), items, buffer, whole)
+            job.errors = {}
+            self.reader.run_cached(job, index_cache)
+            for k, (idx, _) in enumerate(members):
+                trim = tuple(
+                    slice(0, min(c, s - i * c)) for i, c, s in zip(idx, inner, shape, strict=True)
+                )
+                results.append((idx, job.errors.get(k, buffer[k][(*trim, Ellipsis)])))
+        return results
+
+    def stored_inner_chunks(
+        self, shard: Sequence[int], index_cache: dict[Index, np.ndarray] | None = None
+    ) -> list[Index]:
+        """The array-level indices of the inner chunks stored in one shard (one ranged read)."""
+        shard = tuple(shard)
+        job = ShardJob(shard, self.key(shard), [], np.empty(0, self.dtype), False)
+        self.reader.run_cached(job, index_cache, lambda j: self.reader.fetch_indices([j]))
+        if job.index is None:
+            return []
+        cps, grid = self.codec.chunks_per_shard, self.inner_grid_shape
+        present = np.flatnonzero(job.index[:, 0] != MISSING)
+        found = []
+        for local in np.array(np.unravel_index(present, cps)).T.tolist():
+            idx = tuple(s * n + i for s, n, i in zip(shard, cps, local, strict=True))
+            if all(i < g for i, g in zip(idx, grid, strict=True)):
+                found.append(idx)
+        return found
+
+    # writing ------------------------------------------------------------------------
+    def _encode_inner(self, key: str, local: Index, chunk: np.ndarray) -> bytes | None:
+        if not self.write_empty_chunks and self.codec.is_fill(chunk):
+            return None
+        try:
+            contiguous = chunk if chunk.flags.c_contiguous else chunk.copy()
+            return self.codec.inner.encode(contiguous)
+        except CodecError as e:
+            raise CodecError(
+                f"array {self.name!r}: shard key {key!r}, inner chunk {local}: {e}"
+            ) from e
+
+    def _store_pieces(self, coords: Sequence[int], pieces: list[Any]) -> None:
+        key = self.key(coords)
+        if not self.write_empty_chunks and all(p is None for p in pieces):
+            self.store.delete(key)
+            return
+        data = self.codec.encode_pieces(pieces)
+        try:
+            self.store.set(key, data)
+        except StoreError:
+            raise
+        except OSError as e:
+            raise StoreError(f"array {self.name!r}: writing shard key {key!r} failed: {e}") from e
+
+    def write_chunk(self, coords: Sequence[int], chunk: np.ndarray) -> None:
+        """Encode and store one whole shard; empty inner chunks are left out."""
+        key, region = self.key(coords), self.codec.region
+        pieces = [
+            self._encode_inner(key, local, chunk[region(local)])
+            for local in self.codec.inner_coords()
+        ]
+        self._store_pieces(coords, pieces)
+
+    def write_projection(
+        self, p: ChunkProjection, value: np.ndarray, flat: bool = False, lock: str | None = None
+    ) -> None:
+        """Write one shard's part of ``value``: whole shards lock-free, parts under its lock."""
+        src = value.reshape(-1) if flat else value
+        part = src[p.out_selection]
+        if p.is_complete_chunk:
+            self.write_chunk(p.chunk_coords, self._complete_chunk(p, part))
+            return
+        with chunk_lock(self.store.url, self.key(p.chunk_coords), lock):
+            self._update_shard(p, part)
+
+    def _touched(self, p: ChunkProjection) -> list[tuple[Index, bool]]:
+        """``(local inner coords, covered completely)`` for the inner chunks ``p`` writes."""
+        if _is_basic(p.chunk_selection):
+            extent = self._extent(p.chunk_coords)
+            indexer = BasicIndexer(p.chunk_selection, extent, self.inner_shape)
+            return [(q.chunk_coords, q.is_complete_chunk) for q in indexer]
+        return [(local, False) for local in self._touched_locals(p.chunk_selection)]
+
+    def _update_shard(self, p: ChunkProjection, part: np.ndarray) -> None:
+        """Read-modify-write of part of a shard (the caller holds the shard's lock)."""
+        coords, codec = p.chunk_coords, self.codec
+        key = self.key(coords)
+        data = self.store.get(key)
+        pieces: list[Any] = [None] * codec.n_inner
+        if data is not None:
+            pieces = self.reader.split_whole(key, data)[1]
+        touched = self._touched(p)
+        shard = np.full(self.chunk_shape, self.fill, self.dtype)
+        for local, complete in touched:
+            piece = pieces[codec.linear(local)]
+            if not complete and piece is not None:
+                try:
+                    codec.inner.decode(piece, out=shard[codec.region(local)])
+                except CodecError as e:
+                    raise self.reader.corrupt(key, f"cannot be decoded: {e}", local) from e
+        shard[p.chunk_selection] = part
+        for local, _ in touched:
+            pieces[codec.linear(local)] = self._encode_inner(key, local, shard[codec.region(local)])
+        self._store_pieces(coords, pieces)
