@@ -98,3 +98,37 @@ def client(cluster):
 
     with Client(cluster) as c:
         yield c
+
+
+# S3: a real S3-compatible server (moto) on 127.0.0.1 ----------------------------------------
+
+S3_BUCKET = "zarrflow-tests"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server in a child process on 127.0.0.1 (a free port), with one bucket.
+
+    Stopped at the end of the session. ``s3_server.storage_options()`` gives the
+    s3fs options to reach it (``storage_options(proxy.url)`` through a proxy).
+    """
+    pytest.importorskip("moto")
+    pytest.importorskip("s3fs")
+    from zarrflow.testing.s3_server import S3Server
+
+    with S3Server(max_seconds=1800) as server:
+        server.create_bucket(S3_BUCKET)
+        yield server
+
+
+@pytest.fixture
+def s3_storage_options(s3_server) -> dict:
+    """s3fs options for the session's S3 server (pass them as ``storage_options``)."""
+    return s3_server.storage_options()
+
+
+@pytest.fixture
+def s3_store_url(s3_server) -> str:
+    """A fresh, empty ``s3://`` location on the session's server (open it with
+    ``storage_options=s3_storage_options``)."""
+    return f"s3://{S3_BUCKET}/{uuid.uuid4().hex}"

@@ -1,10 +1,14 @@
 """zarrflow's defaults, under Dask's config namespace (``zarrflow.*``).
 
 Set them the way Dask's own are set: ``dask.config.set({"zarrflow.io_concurrency": 64})``,
-a YAML file in ``~/.config/dask/``, or ``DASK_ZARRFLOW__IO_CONCURRENCY=64``.
+a YAML file in ``~/.config/dask/``, or ``DASK_ZARRFLOW__IO_CONCURRENCY=64``. Settings
+are per process: on a ``distributed`` cluster each worker reads its own
+configuration (environment variables reach the workers most simply).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import dask
 
@@ -19,11 +23,19 @@ DEFAULTS: dict = {
         "inline_chunks": 8,
         # chunk_stream / parallel_chunk_map default concurrency (None: number of cores)
         "parallelism": None,
-        # outstanding storage requests for remote stores, across the whole process
+        # the most storage requests outstanding at once to remote stores, over the
+        # whole process (every store, Dask thread and call share one budget; see
+        # zarrflow.storage.retry). Independent of CPU concurrency (Dask's threads).
         "io_concurrency": 64,
         # a task carries several whole chunks when chunks are smaller than this
         "task_target_bytes": 4 * 2**20,
-        # transient storage errors: attempts and backoff
+        # transient storage errors (connection errors, timeouts, 429, 5xx, SlowDown):
+        # at most `attempts` tries per request, sleeping min(max_backoff,
+        # backoff * 2**(n-1)) seconds (half fixed, half random) after the n-th,
+        # and never past `max_time` seconds after the first try began (a try still
+        # running then is cancelled). For S3 stores zarrflow builds, botocore's and
+        # s3fs's own retry loops are off, so these bound every request; see
+        # zarrflow.storage.remote for how the loops compose when they are on.
         "retries": {"attempts": 5, "backoff": 0.1, "max_backoff": 5.0, "max_time": 60.0},
     }
 }
@@ -31,7 +43,7 @@ DEFAULTS: dict = {
 dask.config.update_defaults(DEFAULTS)
 
 
-def get(key: str):
+def get(key: str) -> Any:
     """A zarrflow setting from Dask's config, e.g. ``get("io_concurrency")``.
 
     Examples

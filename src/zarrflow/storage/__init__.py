@@ -18,10 +18,12 @@ from zarrflow.storage.base import (
     Store,
     SuffixByteRequest,
 )
+from zarrflow.storage.failures import is_missing_error, is_transient_error
 from zarrflow.storage.fsspec_store import FsspecStore
 from zarrflow.storage.keys import validate_key, validate_prefix
 from zarrflow.storage.local import LocalStore
 from zarrflow.storage.memory import MemoryStore
+from zarrflow.storage.retry import RequestBudget, RetryPolicy, io_budget
 from zarrflow.storage.url import store_from_url
 from zarrflow.storage.zip import ZipStore
 
@@ -32,9 +34,14 @@ __all__ = [
     "MemoryStore",
     "OffsetByteRequest",
     "RangeByteRequest",
+    "RequestBudget",
+    "RetryPolicy",
     "Store",
     "SuffixByteRequest",
     "ZipStore",
+    "io_budget",
+    "is_missing_error",
+    "is_transient_error",
     "store_from_url",
     "validate_key",
     "validate_prefix",

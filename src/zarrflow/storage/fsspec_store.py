@@ -1,21 +1,31 @@
 """``FsspecStore``: any fsspec filesystem (S3, GCS, HTTP, memory, local, chained URLs).
 
-Batch methods go through fsspec's batched calls (``cat_ranges``, ``pipe``,
-``rm``), which overlap requests on async filesystems such as s3fs. Errors are
-sorted into three kinds: "missing" (read as None), transient (connection
-errors, timeouts, throttling and 5xx answers: :class:`TransientStoreError`, so
-the caller may retry) and everything else (:class:`StoreError`). The original
-exception is always kept as ``__cause__``.
+On an async filesystem (s3fs, fsspec's HTTP, gcsfs ...) every batch method
+(``get_many``, ``get_ranges``, ``set_many``) sends all its requests at once on
+fsspec's event loop; each request waits for a slot of the process-wide budget
+``zarrflow.io_concurrency`` (:func:`~zarrflow.storage.retry.io_budget`), so one
+task reading a hundred chunks keeps up to that many requests in flight, and a
+hundred tasks together never exceed it. Synchronous filesystems run the same
+requests one after another.
+
+Every request is retried per ``zarrflow.retries`` when it fails transiently.
+Failures are sorted (:mod:`zarrflow.storage.failures`): "missing" reads as
+None; a transient failure that outlasts its retries raises
+:class:`TransientStoreError`, anything else :class:`StoreError` at once — both
+naming the store URL and the key, with the original exception as
+``__cause__``. A failed read never turns into fill values.
 """
 
 from __future__ import annotations
 
-import errno
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import asyncio
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
-import fsspec
 from fsspec import AbstractFileSystem
+from fsspec.asyn import sync
 
 from zarrflow.errors import ReadOnlyError, StoreError, TransientStoreError
 from zarrflow.storage.base import (
@@ -26,87 +36,15 @@ from zarrflow.storage.base import (
     check_byte_request,
     slice_bytes,
 )
+from zarrflow.storage.failures import hint, is_missing_error, is_transient_error
 from zarrflow.storage.keys import is_valid_key, validate_key, validate_prefix
 from zarrflow.storage.local import is_temp_name
+from zarrflow.storage.remote import make_filesystem, prepare_async, whole_read_kwargs
+from zarrflow.storage.retry import Failure, RetryPolicy, call_async, call_sync, io_budget
 
-__all__ = ["FsspecStore"]
+__all__ = ["FsspecStore", "is_missing_error", "is_transient_error"]
 
-_MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
-_TRANSIENT_ERRNOS = {
-    errno.EAGAIN, errno.EBUSY, errno.ECONNABORTED, errno.ECONNREFUSED, errno.ECONNRESET,
-    errno.EHOSTUNREACH, errno.ENETDOWN, errno.ENETUNREACH, errno.EPIPE, errno.ETIMEDOUT,
-    getattr(errno, "EREMOTEIO", 121),
-}  # fmt: skip
-_TRANSIENT_NAMES = {
-    "ClientConnectionError", "ClientOSError", "ClientPayloadError", "ConnectionClosedError",
-    "ConnectTimeoutError", "EndpointConnectionError", "IncompleteReadError", "ReadTimeoutError",
-    "ResponseStreamingError", "ServerDisconnectedError", "ServerTimeoutError",
-}  # fmt: skip
-_TRANSIENT_CODES = {
-    "InternalError", "RequestTimeout", "ServiceUnavailable", "SlowDown", "Throttling",
-}  # fmt: skip
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and the exceptions it was raised from."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__
-
-
-def _http_status_and_code(exc: BaseException) -> tuple[int | None, str | None]:
-    """The HTTP status and service error code an exception carries, if any."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):  # botocore ClientError
-        error = response.get("Error") or {}
-        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-        return (status if isinstance(status, int) else None), error.get("Code")
-    for attr in ("status", "status_code", "code"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, int) and 100 <= value < 600:
-            return value, None
-    return None, None
-
-
-def is_missing_error(exc: BaseException) -> bool:
-    """True when ``exc`` says the object does not exist (so a read gives None).
-
-    Examples
-    --------
-    >>> is_missing_error(FileNotFoundError("s3://bucket/a")), is_missing_error(OSError())
-    (True, False)
-    """
-    for e in _causes(exc):
-        if isinstance(e, FileNotFoundError | NotADirectoryError | KeyError):
-            return True
-        status, code = _http_status_and_code(e)
-        if status == 404 or code in _MISSING_CODES:
-            return True
-    return False
-
-
-def is_transient_error(exc: BaseException) -> bool:
-    """True for a failure that may succeed on retry (connection, timeout, throttle, 5xx).
-
-    Examples
-    --------
-    >>> is_transient_error(TimeoutError()), is_transient_error(PermissionError())
-    (True, False)
-    """
-    for e in _causes(exc):
-        if isinstance(e, TimeoutError | ConnectionError):
-            return True
-        if isinstance(e, OSError) and e.errno in _TRANSIENT_ERRNOS:
-            return True
-        if any(cls.__name__ in _TRANSIENT_NAMES for cls in type(e).__mro__):
-            return True
-        status, code = _http_status_and_code(e)
-        if (status is not None and (status >= 500 or status == 429)) or code in _TRANSIENT_CODES:
-            return True
-    return False
+Call = tuple[tuple[Any, ...], dict[str, Any]]
 
 
 def _listable(key: str) -> bool:
@@ -152,7 +90,7 @@ class FsspecStore(Store):
         self.storage_options = dict(storage_options or {})
         self._given_fs = fs
         if fs is None:
-            fs, root = fsspec.core.url_to_fs(url, **self.storage_options)
+            fs, root = make_filesystem(url, self.storage_options)
         else:
             root = fs._strip_protocol(url)
         self.fs = fs
@@ -161,6 +99,9 @@ class FsspecStore(Store):
         stripped = root.rstrip("/")
         self.root = stripped or fs.root_marker
         self._prefix = stripped + "/" if stripped else fs.root_marker
+        self._async = bool(getattr(fs, "async_impl", False)) and not fs.asynchronous
+        self._read_kwargs = whole_read_kwargs(fs)
+        self._tuned = self._given_fs is None  # a filesystem zarrflow built may be tuned
 
     def __reduce__(self) -> tuple[type[FsspecStore], tuple[Any, ...]]:
         return (FsspecStore, (self.url, self.storage_options, self.read_only, self._given_fs))
@@ -174,44 +115,86 @@ class FsspecStore(Store):
     def _path(self, key: str) -> str:
         return self._prefix + validate_key(key)
 
-    def _error(self, action: str, key: str, exc: BaseException) -> StoreError:
-        """The StoreError (TransientStoreError when retrying may help) to raise from ``exc``."""
-        cls = TransientStoreError if is_transient_error(exc) else StoreError
-        return cls(f"could not {action} key {key!r} in {self.url}: {type(exc).__name__}: {exc}")
+    def _error(self, action: str, key: str, failure: Failure, others: int = 0) -> StoreError:
+        """The StoreError (TransientStoreError after retries) for a failed request."""
+        cls = TransientStoreError if failure.kind == "transient" else StoreError
+        advice = hint(failure.exception)
+        more = f"; {others} more key(s) failed too" if others else ""
+        return cls(
+            f"could not {action} key {key!r} in {self.url}: {failure.describe()}"
+            + (f" — {advice}" if advice else "")
+            + more
+        )
+
+    def _raise_first(self, action: str, keys: Sequence[str], outcomes: Sequence[Any]) -> None:
+        """Raise for the first Failure in ``outcomes`` (the key at the same index)."""
+        failed = [i for i, o in enumerate(outcomes) if isinstance(o, Failure)]
+        if failed:
+            failure = outcomes[failed[0]]
+            error = self._error(action, keys[failed[0]], failure, len(failed) - 1)
+            raise error from failure.exception
 
     def _check_writable(self, key: str) -> None:
         if self.read_only:
             raise ReadOnlyError(f"cannot write key {key!r}: store {self.url} is read-only")
 
+    # requests -------------------------------------------------------------------------
+    def _call_many(self, method: str, calls: Sequence[Call]) -> list[Any]:
+        """``fs.<method>(*args, **kwargs)`` for each call, retried; value or Failure each.
+
+        On an async filesystem the calls run concurrently on fsspec's loop, each
+        under the process-wide request budget, taken by at most as many workers
+        as the budget allows (so a million keys never make a million coroutines).
+        """
+        policy = RetryPolicy.from_config()
+        budget = io_budget() if self.is_remote else None
+        if not self._async:
+            fn = getattr(self.fs, method)
+            return [call_sync(partial(fn, *a, **k), policy, budget) for a, k in calls]
+        afn = getattr(self.fs, "_" + method)
+        results: list[Any] = [None] * len(calls)
+        pending = iter(enumerate(calls))
+
+        async def worker() -> None:
+            for i, (a, k) in pending:  # one iterator shared by the workers of this loop
+                results[i] = await call_async(partial(afn, *a, **k), policy, budget)
+
+        async def run_all() -> None:
+            if self._tuned:
+                with contextlib.suppress(Exception):  # the requests report any failure
+                    await prepare_async(self.fs)
+            workers = min(len(calls), budget.limit if budget is not None else 1024)
+            await asyncio.gather(*(worker() for _ in range(workers)))
+
+        sync(self.fs.loop, run_all)
+        return results
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One retried call (see :meth:`_call_many`): its value or a Failure."""
+        return self._call_many(method, [(args, kwargs)])[0]
+
     # reads ------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
-        """The object ``key`` (``fs.cat_file``), or None when it does not exist."""
-        path = self._path(key)
-        try:
-            return self.fs.cat_file(path)
-        except IsADirectoryError:
-            return None
-        except Exception as exc:
-            if is_missing_error(exc):
-                return None
-            raise self._error("read", key, exc) from exc
+        """The object ``key``, or None when it does not exist."""
+        return self._fetch([(key, None)])[0]
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        """Many objects in one ``fs.cat_ranges`` call (overlapped on async filesystems)."""
+        """Many objects, requested concurrently on async filesystems; None for missing."""
         return self._fetch([(key, None) for key in keys])
 
     def get_range(self, key: str, request: ByteRequest) -> bytes | None:
-        """Part of object ``key`` (``fs.cat_file(path, start, end)``), or None."""
+        """Part of object ``key``, or None."""
         return self._fetch([(key, request)])[0]
 
     def get_ranges(self, requests: Sequence[tuple[str, ByteRequest]]) -> list[bytes | None]:
-        """Many byte ranges in one ``fs.cat_ranges`` call."""
+        """Many byte ranges, requested concurrently on async filesystems."""
         return self._fetch(list(requests))
 
     def _fetch(self, requests: list[tuple[str, ByteRequest | None]]) -> list[bytes | None]:
         """Read whole values (request None) or byte ranges, in order, None for missing."""
         out: list[bytes | None] = [None] * len(requests)
-        wanted, paths, starts, ends = [], [], [], []
+        wanted: list[int] = []
+        calls: list[Call] = []
         for i, (key, request) in enumerate(requests):
             path = self._path(key)
             start, end = self._bounds(key, request)
@@ -219,25 +202,21 @@ class FsspecStore(Store):
                 out[i] = b"" if self.exists(key) else None
             else:
                 wanted.append(i)
-                paths.append(path)
-                starts.append(start)
-                ends.append(end)
+                calls.append(((path,), {"start": start, "end": end, **self._read_kwargs}))
         if not wanted:
             return out
-        try:
-            results = self.fs.cat_ranges(paths, starts, ends, on_error="return")
-        except Exception as exc:
-            raise self._error("read", requests[wanted[0]][0], exc) from exc
-        for i, result in zip(wanted, results, strict=True):
+        outcomes = self._call_many("cat_file", calls)
+        for n, (i, outcome) in enumerate(zip(wanted, outcomes, strict=True)):
             key, request = requests[i]
-            if not isinstance(result, BaseException):
-                out[i] = bytes(result)
-            elif isinstance(result, IsADirectoryError) or is_missing_error(result):
+            if not isinstance(outcome, Failure):
+                out[i] = outcome if type(outcome) is bytes else bytes(outcome)
+            elif outcome.kind == "missing" or isinstance(outcome.exception, IsADirectoryError):
                 out[i] = None
-            elif request is not None and not is_transient_error(result):
-                out[i] = self._slice_whole(key, request, result)
+            elif request is not None and outcome.kind == "permanent":
+                out[i] = self._slice_whole(key, request, outcome)
             else:
-                raise self._error("read", key, result) from result
+                others = sum(isinstance(o, Failure) for o in outcomes[n + 1 :])
+                raise self._error("read", key, outcome, others) from outcome.exception
         return out
 
     @staticmethod
@@ -252,7 +231,7 @@ class FsspecStore(Store):
             return request.offset, None
         return (-request.suffix, None) if request.suffix else (0, 0)
 
-    def _slice_whole(self, key: str, request: ByteRequest, failure: BaseException) -> bytes | None:
+    def _slice_whole(self, key: str, request: ByteRequest, failure: Failure) -> bytes | None:
         """Serve a range the backend refused (HTTP 416 past the end) from the whole value.
 
         Only a refusal the whole value explains (a start at or past its end, or a
@@ -263,71 +242,73 @@ class FsspecStore(Store):
             return None
         start = getattr(request, "start", getattr(request, "offset", None))
         if start is not None and start < len(value):
-            raise self._error("read a byte range of", key, failure) from failure
+            raise self._error("read a byte range of", key, failure) from failure.exception
         return slice_bytes(value, request)
 
     def exists(self, key: str) -> bool:
         """True when object ``key`` exists (``fs.isfile``)."""
-        path = self._path(key)
-        try:
-            return bool(self.fs.isfile(path))
-        except Exception as exc:
-            if is_missing_error(exc):
+        outcome = self._call("isfile", self._path(key))
+        if isinstance(outcome, Failure):
+            if outcome.kind == "missing":
                 return False
-            raise self._error("check", key, exc) from exc
+            raise self._error("check", key, outcome) from outcome.exception
+        return bool(outcome)
 
     def list_prefix(self, prefix: str) -> Iterator[str]:
         """Keys starting with ``prefix``, from ``fs.find`` below its directory."""
         validate_prefix(prefix)
         directory = prefix.rpartition("/")[0]
         base = self._prefix + directory if directory else self.root
-        try:
-            paths = self.fs.find(base)
-        except Exception as exc:
-            if is_missing_error(exc):
+        outcome = self._call("find", base)
+        if isinstance(outcome, Failure):
+            if outcome.kind == "missing":
                 return iter([])
-            raise self._error("list", prefix, exc) from exc
+            raise self._error("list", prefix, outcome) from outcome.exception
         n = len(self._prefix)
-        keys = [p[n:] for p in paths if p.startswith(self._prefix)]
+        keys = [p[n:] for p in outcome if p.startswith(self._prefix)]
         return iter([k for k in keys if k.startswith(prefix) and _listable(k)])
 
     # writes -----------------------------------------------------------------------
     def set(self, key: str, value: bytes) -> None:
-        """Write object ``key`` (``fs.pipe_file``; parents made only if the write needs them)."""
-        self._check_writable(key)
-        path = self._path(key)
-        data = value if type(value) is bytes else bytes(value)
-        self._write(key, [path], lambda: self.fs.pipe_file(path, data))
+        """Write object ``key`` (parents made only where the filesystem needs them)."""
+        self.set_many({key: value})
 
     def set_many(self, items: Mapping[str, bytes]) -> None:
-        """Write many objects in one ``fs.pipe`` call (overlapped on async filesystems)."""
+        """Write many objects; concurrent PUTs on async filesystems.
+
+        Every key is validated first, so an invalid key means nothing is written.
+        """
         for key in items:
             self._check_writable(key)
-        data = {self._path(k): v if type(v) is bytes else bytes(v) for k, v in items.items()}
-        if data:
-            self._write(next(iter(items)), list(data), lambda: self.fs.pipe(data))
+        keys = list(items)
+        paths = [self._path(k) for k in keys]
+        data = [v if type(v) is bytes else bytes(v) for v in items.values()]
+        if not keys:
+            return
+        calls: list[Call] = [((p, d), {}) for p, d in zip(paths, data, strict=True)]
+        outcomes = self._call_many("pipe_file", calls)
+        retry = [i for i, o in enumerate(outcomes) if self._needs_parents(o)]
+        if retry:  # a local-like filesystem without the parent directories
+            for parent in {self.fs._parent(paths[i]) for i in retry}:
+                self.fs.makedirs(parent, exist_ok=True)
+            again = self._call_many("pipe_file", [((paths[i], data[i]), {}) for i in retry])
+            for i, outcome in zip(retry, again, strict=True):
+                outcomes[i] = outcome
+        self._raise_first("write", keys, outcomes)
 
-    def _write(self, key: str, paths: list[str], write: Callable[[], object]) -> None:
-        """Run ``write``; on FileNotFoundError make the parent directories and run it again."""
-        try:
-            try:
-                write()
-            except FileNotFoundError:  # a local-like filesystem without the parent directories
-                for parent in {self.fs._parent(p) for p in paths}:
-                    self.fs.makedirs(parent, exist_ok=True)
-                write()
-        except Exception as exc:
-            raise self._error("write", key, exc) from exc
+    def _needs_parents(self, outcome: Any) -> bool:
+        return (
+            isinstance(outcome, Failure)
+            and not self.is_remote
+            and isinstance(outcome.exception, FileNotFoundError)
+        )
 
     def delete(self, key: str) -> None:
         """Remove object ``key``; a missing key is ignored."""
         self._check_writable(key)
-        path = self._path(key)
-        try:
-            self.fs.rm_file(path)
-        except Exception as exc:
-            if not (is_missing_error(exc) or isinstance(exc, IsADirectoryError)):
-                raise self._error("delete", key, exc) from exc
+        outcome = self._call("rm_file", self._path(key))
+        if isinstance(outcome, Failure) and not _ignorable(outcome):
+            raise self._error("delete", key, outcome) from outcome.exception
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove many objects; one batched ``fs.rm`` on remote filesystems."""
@@ -336,11 +317,17 @@ class FsspecStore(Store):
             self._check_writable(key)
         paths = [self._path(k) for k in keys]
         if self.is_remote and paths and all(_literal(p) for p in paths):
-            try:
-                self.fs.rm(paths)
+            outcome = self._call("rm", paths)
+            if not isinstance(outcome, Failure) or outcome.kind == "missing":
                 return
-            except Exception as exc:
-                if not is_missing_error(exc):
-                    raise self._error("delete", keys[0], exc) from exc
-        for key in keys:
-            self.delete(key)
+            if outcome.kind == "transient":
+                raise self._error("delete", keys[0], outcome) from outcome.exception
+        outcomes = self._call_many("rm_file", [((p,), {}) for p in paths])
+        self._raise_first("delete", keys, [o if not _ignorable(o) else None for o in outcomes])
+
+
+def _ignorable(outcome: Any) -> bool:
+    """True for a delete that failed only because there was nothing to delete."""
+    return isinstance(outcome, Failure) and (
+        outcome.kind == "missing" or isinstance(outcome.exception, IsADirectoryError)
+    )
