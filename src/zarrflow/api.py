@@ -19,7 +19,7 @@ from zarrflow.group import Group
 from zarrflow.metadata import read_consolidated, write_consolidated
 from zarrflow.nodes import DEFAULT, create_array, create_group, node_exists, normalize_path
 from zarrflow.nodes import open_node as _open_node
-from zarrflow.storage import Store, ZipStore, store_from_url
+from zarrflow.storage import ReadOnlyStore, Store, ZipStore, store_from_url
 
 __all__ = ["consolidate_metadata", "create", "open", "open_array", "open_group", "to_zarr"]
 
@@ -34,6 +34,8 @@ def _store(store: StoreLike, mode: str, storage_options: Mapping[str, Any] | Non
     if mode == "w" and isinstance(store, str | os.PathLike) and os.fspath(store).endswith(".zip"):
         # a zip archive cannot replace members in place: mode "w" starts a new one
         return ZipStore(os.fspath(store).removeprefix("zip://"), mode="w")
+    if isinstance(store, Store) and mode == "r" and not store.read_only:
+        return ReadOnlyStore(store)  # mode "r" holds for store objects too
     return store_from_url(store, storage_options=storage_options, read_only=mode == "r")
 
 

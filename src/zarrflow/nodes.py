@@ -54,7 +54,7 @@ def node_exists(store: Store, path: str) -> str | None:
     if v3 is not None:
         try:
             node_type = json.loads(v3).get("node_type")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             raise MetadataError(
                 f"{_join(path, 'zarr.json')!r} in {store.url!r} is not JSON"
             ) from None

@@ -437,8 +437,9 @@ def open_datatree(url: Any, **kwargs: Any) -> DataTree:
     >>> g = zf.open_group("memory://doc-xr-open-tree", mode="w")
     >>> sub = g.create_group("sub")
     >>> _ = sub.create_array("v", shape=(4,), chunks=(2,), dtype="f8", dimension_names=["x"])
-    >>> open_datatree("memory://doc-xr-open-tree")["sub/v"].chunks
-    ((4,),)
+    >>> v = open_datatree("memory://doc-xr-open-tree")["sub/v"]
+    >>> v.shape, type(v.data).__name__
+    ((4,), 'Array')
     """
     import xarray as xr
 

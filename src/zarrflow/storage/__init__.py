@@ -23,6 +23,7 @@ from zarrflow.storage.fsspec_store import FsspecStore
 from zarrflow.storage.keys import validate_key, validate_prefix
 from zarrflow.storage.local import LocalStore
 from zarrflow.storage.memory import MemoryStore
+from zarrflow.storage.readonly import ReadOnlyStore
 from zarrflow.storage.retry import RequestBudget, RetryPolicy, io_budget
 from zarrflow.storage.url import store_from_url
 from zarrflow.storage.zip import ZipStore
@@ -34,6 +35,7 @@ __all__ = [
     "MemoryStore",
     "OffsetByteRequest",
     "RangeByteRequest",
+    "ReadOnlyStore",
     "RequestBudget",
     "RetryPolicy",
     "Store",
