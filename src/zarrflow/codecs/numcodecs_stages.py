@@ -301,7 +301,9 @@ class NumcodecsBytesCodec(BytesBytesCodec):
         self._fast = None
         if cid == "zstd" and zstd_fast.available():
             config = codec.get_config()
-            self._fast = zstd_fast.FastZstd(config.get("level", 0), config.get("checksum", False))
+            level, checksum = config.get("level", 0), config.get("checksum", False)
+            if isinstance(level, int) and isinstance(checksum, bool):  # else numcodecs decides
+                self._fast = zstd_fast.FastZstd(level, checksum)
 
     def encoded_size(self, decoded_size: int) -> int | None:
         return None if self._grows_by is None else decoded_size + self._grows_by

@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from zarrflow.errors import MetadataError
+from zarrflow.errors import MetadataError, ReadOnlyError
 from zarrflow.metadata.group import GroupMetadata, NodeMetadata
 from zarrflow.metadata.json import load_json_object, where
 from zarrflow.metadata.load import METADATA_NAMES, load_node, node_from_json, node_key
+from zarrflow.storage.keys import is_valid_key
 
 if TYPE_CHECKING:
     from zarrflow.storage import Store
@@ -59,8 +60,8 @@ def parse_consolidated_v2(doc: Mapping[str, Any], path: str = "") -> dict[str, N
         by_node: dict[str, dict[str, Any]] = {}
         for key, value in metadata.items():
             relpath, _, name = key.rpartition("/")
-            if name not in METADATA_NAMES[2]:
-                continue
+            if name not in METADATA_NAMES[2] or (relpath and not is_valid_key(relpath)):
+                continue  # a member name that cannot be a key ("..", "a\\b") is never listed
             if not isinstance(value, dict):
                 raise MetadataError(f"{_ZMETADATA} entry {key!r} is not a JSON object")
             by_node.setdefault(relpath, {})[name] = value
@@ -110,6 +111,8 @@ def parse_consolidated_v3(doc: Mapping[str, Any], path: str = "") -> dict[str, N
         flat = _flatten_v3(inline.get("metadata"))
     nodes: dict[str, NodeMetadata] = {"": GroupMetadata.from_json(doc, None, path)}
     for relpath, entry in flat.items():
+        if not is_valid_key(relpath):
+            continue  # a member name that cannot be a key ("..", "a\\b") is never listed
         meta = node_from_json({"zarr.json": entry}, _join(path, relpath), 3)
         if meta is None:
             raise MetadataError(f"consolidated entry {relpath!r} is not Zarr v3 metadata")
@@ -228,6 +231,11 @@ def write_consolidated(
     dict
         Relative path -> metadata of every node consolidated.
 
+    Raises
+    ------
+    ReadOnlyError
+        If the store is read-only (nothing is read or written then).
+
     Examples
     --------
     >>> from zarrflow.storage import MemoryStore
@@ -241,6 +249,9 @@ def write_consolidated(
     ['', 'g']
     """
     path = path.strip("/")
+    if store.read_only:  # refuse before reading anything, rather than let the store refuse
+        where = f"{store.url.rstrip('/')}/{path}" if path else store.url
+        raise ReadOnlyError(f"cannot consolidate metadata of {where!r}: the store is read-only")
     root = load_node(store, path, zarr_format, node_type="group")
     assert isinstance(root, GroupMetadata)
     nodes = collect_hierarchy(store, path, root.zarr_format)

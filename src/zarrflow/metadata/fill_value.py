@@ -172,6 +172,8 @@ def _v2_only_from_json(value: Any, dtype: np.dtype[Any]) -> np.generic:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise MetadataError(f"fill_value {value!r} for {dtype.str} must be an integer")
         if isinstance(value, int):
+            if not -(2**63) <= value < 2**63:
+                raise MetadataError(f"fill_value {value} is out of range for {dtype.str} (int64)")
             return np.array(value, dtype="<i8").astype(dtype)[()]
         try:
             return np.array(value, dtype=dtype)[()]

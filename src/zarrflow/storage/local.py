@@ -94,7 +94,12 @@ class LocalStore(Store):
     """
 
     def __init__(self, root: str | os.PathLike[str], read_only: bool = False) -> None:
-        self.root = os.path.abspath(os.fspath(root))
+        root = os.fspath(root)
+        if "\x00" in root:
+            raise KeyPathError(
+                f"invalid store root {root!r}: a path cannot contain a NUL character"
+            )
+        self.root = os.path.abspath(root)
         self.read_only = bool(read_only)
         self.url = "file://" + self.root.replace(os.sep, "/")
         self._prefix = self.root.rstrip(os.sep) + os.sep

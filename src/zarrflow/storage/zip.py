@@ -88,9 +88,9 @@ class ZipStore(Store):
             self._zip: zipfile.ZipFile | None = zipfile.ZipFile(
                 self.path, mode, compression=compression, allowZip64=True
             )
-        except (OSError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:  # ValueError: a NUL in the path
             raise StoreError(
-                f"could not open zip archive {self.path} (mode {mode!r}): {exc}"
+                f"could not open zip archive {self.path!r} (mode {mode!r}): {exc}"
             ) from exc
         self._finalizer = weakref.finalize(self, self._zip.close)
         self._members: dict[str, zipfile.ZipInfo] = {

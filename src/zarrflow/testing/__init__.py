@@ -1,0 +1,1 @@
+"""Test tooling for zarrflow and its users: fault injection, proxies and servers."""
