@@ -167,8 +167,11 @@ def parallel_chunk_map(
     """Yield ``(chunk_index, fn(chunk_index, chunk))`` (see ``Array.parallel_chunk_map``)."""
     backend = resolve_backend(scheduler)
     parallel = max_concurrency or _cluster_threads(backend)
+    retries = 0 if retries is None else retries
+    name = f"zarrflow-map-{dask.base.tokenize(array.name, fn)[:8]}"
+    what = f"parallel_chunk_map over array {array.name!r}"
     if _is_sharded(array):
-        work = MapInnerGroup(array, fn, 0 if retries is None else retries)
+        work = MapInnerGroup(array, fn, retries)
         yield from _sharded_stream(
             array,
             work,
@@ -180,8 +183,8 @@ def parallel_chunk_map(
             skip_missing,
             progress_callback,
             on_error=on_error,
-            name=f"zarrflow-map-{dask.base.tokenize(array.name, fn)[:8]}",
-            what=f"parallel_chunk_map over array {array.name!r}",
+            name=name,
+            what=what,
         )
         return
     indices, count = chunk_indices(array, filter, skip_missing)
@@ -193,13 +196,13 @@ def parallel_chunk_map(
         parallel=parallel,
         ordered=ordered,
         timeout=timeout,
-        retries=0 if retries is None else retries,
+        retries=retries,
         on_error=on_error,
         batch=_auto_batch(array),
         total=total,
         progress_callback=progress_callback,
-        name=f"zarrflow-map-{dask.base.tokenize(array.name, fn)[:8]}",
-        what=f"parallel_chunk_map over array {array.name!r}",
+        name=name,
+        what=what,
     )
 
 
