@@ -13,8 +13,10 @@ checked here (docs/reliability.md lists them):
   threads and from worker processes, lose no update, never deadlock and stay
   within a memory bound.
 
-Gaps (transient faults are not retried by chunk_stream, to_dask, ``[]`` and
-to_zarr; to_zarr reports only its first failed chunk) are strict xfails.
+* every chunk operation (streams, maps, ``to_dask``, ``[]``, ``to_zarr``)
+  retries transient faults;
+* a parallel write tries every chunk and reports every failure in one
+  ``ParallelChunkError``, raised only once no write is in flight.
 """
 
 from __future__ import annotations
@@ -185,15 +187,6 @@ def _to_zarr(b: zf.Array) -> Any:
     zf.to_zarr(da.from_array(DATA + 1, chunks=(20, 16)), b, scheduler="threads")
 
 
-TRANSIENT_GAP = (
-    "GAP: transient store errors (TransientStoreError) are not retried at the chunk level by "
-    "chunk_stream, to_dask, Array.__getitem__/__setitem__ or to_zarr; only parallel_chunk_map "
-    "retries (retries=, immediately, without backoff). Storage-level retries are being added "
-    "for FsspecStore only (storage/retry.py)."
-)
-
-
-@pytest.mark.xfail(strict=True, raises=zf.ZarrflowError, reason=TRANSIENT_GAP)
 @pytest.mark.parametrize(
     ("operation", "ops"),
     [
@@ -293,17 +286,22 @@ def test_failed_writes_leave_every_chunk_old_or_new(seeded, how: str) -> None:
     wrapped, b = faulty(store, permanent=0.2, ops=("set",), seed=13)
     bad = expected_failures(wrapped, b, "set")
     new = DATA * 2 + 1
-    with pytest.raises(zf.StoreError) as err:
+    with pytest.raises(zf.ParallelChunkError) as err:
         if how == "setitem":
             b[...] = new
         else:
             zf.to_zarr(da.from_array(new, chunks=(20, 16)), b, scheduler="threads")
-    assert any(b.chunk_key(i) in str(err.value) for i in bad), err.value
-    # (writes still in flight may land after the error: see the xfail test below)
+    assert {f.chunk_index for f in err.value.failures} == bad
+    for f in err.value.failures:
+        assert isinstance(f.exception, zf.StoreError) and b.chunk_key(f.chunk_index) in str(
+            f.exception
+        )
+    assert isinstance(err.value.__cause__, zf.StoreError)
+    assert b.chunk_key(min(bad)) in str(err.value)
     written = {i for i in grid(a) if b.chunk_key(i) in set(wrapped.written)}
     state = assert_each_chunk_old_or_new(zf.open_array(store, mode="r"), DATA, new)
-    assert all(state[i] == "old" for i in bad)
-    assert written <= {i for i, s in state.items() if s == "new"}
+    assert {i for i, s in state.items() if s == "old"} == bad  # every other chunk was tried
+    assert written == set(grid(a)) - bad
 
 
 class _StragglerStore(FaultyStore):
@@ -336,19 +334,11 @@ class _StragglerStore(FaultyStore):
         raise TypeError("in-process only")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG parallel/dask_write.store_dask and dask_read.parallel_write: when one chunk "
-    "write fails, to_zarr and Array.__setitem__ raise at once while the other write tasks of "
-    "the Dask graph are still running; they keep writing after the call has returned (a "
-    "caller that retries or cleans up races with its own stale writes)",
-)
 @pytest.mark.parametrize("how", ["setitem", "to_zarr"])
 def test_no_write_lands_after_a_failed_write_returned(tmp_path: Path, how: str) -> None:
     store = _StragglerStore(LocalStore(tmp_path / "s.zarr"))
     a = zf.create(store, shape=(20, 10), chunks=(10, 10), dtype="i4")  # chunks c/0/0, c/1/0
-    with dask.config.set({"zarrflow.inline_chunks": 1}), pytest.raises(zf.StoreError):
+    with dask.config.set({"zarrflow.inline_chunks": 1}), pytest.raises(zf.ParallelChunkError):
         if how == "setitem":
             a[...] = 1
         else:
@@ -359,12 +349,26 @@ def test_no_write_lands_after_a_failed_write_returned(tmp_path: Path, how: str) 
     assert set(store.written) == written_when_returned, "a write landed after the error"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=zf.StoreError,
-    reason="GAP: to_zarr under permanent faults raises the first task's StoreError (Dask "
-    "stops at the first failure) instead of a ParallelChunkError listing every failed chunk",
-)
+def test_no_write_lands_after_a_failed_source_block_returned(tmp_path: Path) -> None:
+    """The same guarantee when the error is not a store's: a source block fails to compute."""
+    store = _StragglerStore(LocalStore(tmp_path / "s.zarr"))
+    a = zf.create(store, shape=(20, 10), chunks=(10, 10), dtype="i4")
+
+    def source(block: np.ndarray, block_info: Any = None) -> np.ndarray:
+        if block_info[0]["chunk-location"][0] == 0:
+            store.failed.set()
+            raise ValueError("source block 0 cannot be computed")
+        return block
+
+    x = da.ones((20, 10), chunks=(10, 10), dtype="i4").map_blocks(source, dtype="i4")
+    with pytest.raises(ValueError, match="source block 0"):
+        zf.to_zarr(x, a, scheduler="threads")
+    written_when_returned = set(store.written)
+    store.returned.set()
+    assert store.straggler_done.wait(10)
+    assert set(store.written) == written_when_returned, "a write landed after the error"
+
+
 def test_to_zarr_reports_every_failed_chunk(seeded) -> None:
     store, _ = seeded
     wrapped, b = faulty(store, permanent=0.2, ops=("set",), seed=13)

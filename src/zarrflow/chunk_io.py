@@ -6,6 +6,10 @@ Everything a chunk needs that does not depend on the chunk (key prefix, fill
 chunk, scratch shapes) is computed once in the constructor, so the per-chunk
 cost is the storage call, the codec, and a handful of Python operations.
 
+Chunks are read and written through :func:`~zarrflow.storage.retrying.with_retries`:
+a transient storage failure is retried (``zarrflow.retries``) by the store or,
+for stores that do not retry, here — whichever operation asked for the chunk.
+
 For a sharded array (``metadata.inner_chunks`` set), ``ChunkIO(...)`` builds
 a :class:`~zarrflow.shard_io.ShardIO` instead: the same interface over
 shards, reading and writing them by inner chunk with ranged requests.
@@ -15,15 +19,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import dask
 import numpy as np
 
 from zarrflow.codecs import CodecPipeline
-from zarrflow.errors import CodecError, CorruptChunkError, ReadOnlyError, StoreError
+from zarrflow.errors import (
+    ChunkFailure,
+    CodecError,
+    CorruptChunkError,
+    ParallelChunkError,
+    ReadOnlyError,
+    StoreError,
+)
 from zarrflow.indexing import ChunkProjection
 from zarrflow.parallel.locks import chunk_lock
 from zarrflow.storage import Store
+from zarrflow.storage.retrying import with_retries
 
 __all__ = ["ChunkIO"]
+
+#: encoded bytes one batch of remote chunk writes may hold
+_BATCH_BYTES = 64 * 2**20
 
 
 def _fill_scalar(metadata) -> np.generic:
@@ -68,7 +84,7 @@ class ChunkIO:
         return super().__new__(cls)
 
     def __init__(self, store: Store, path: str, metadata, *, write_empty_chunks: bool = False):
-        self.store = store
+        self.store = with_retries(store)
         self.path = path
         self.metadata = metadata
         self.pipeline = CodecPipeline.from_metadata(metadata)
@@ -159,18 +175,24 @@ class ChunkIO:
             return bool(np.isnan(chunk).all())
         return bool((chunk == self.fill).all())
 
+    def encode_chunk(self, coords: Sequence[int], chunk: np.ndarray) -> bytes | None:
+        """The stored bytes of one whole chunk, or None for an all-fill chunk not to store."""
+        if not self.write_empty_chunks and self.is_fill(chunk):
+            return None
+        try:
+            return self.pipeline.encode(chunk)
+        except CodecError as e:
+            raise CodecError(f"array {self.name!r}: chunk key {self.key(coords)!r}: {e}") from e
+
     def write_chunk(self, coords: Sequence[int], chunk: np.ndarray) -> None:
         """Encode and store one whole chunk; an all-fill chunk is deleted instead."""
         key = self.key(coords)
-        if not self.write_empty_chunks and self.is_fill(chunk):
-            self.store.delete(key)
-            return
+        data = self.encode_chunk(coords, chunk)
         try:
-            data = self.pipeline.encode(chunk)
-        except CodecError as e:
-            raise CodecError(f"array {self.name!r}: chunk key {key!r}: {e}") from e
-        try:
-            self.store.set(key, data)
+            if data is None:
+                self.store.delete(key)
+            else:
+                self.store.set(key, data)
         except StoreError:
             raise
         except OSError as e:
@@ -210,12 +232,82 @@ class ChunkIO:
         projections: Iterable[ChunkProjection],
         flat: bool = False,
         lock: str | None = None,
-    ) -> None:
+    ) -> list[ChunkFailure]:
         """Write ``value`` (already broadcast to the selection) chunk by chunk.
 
-        ``lock`` is the lock kind for partial chunks (see
-        :func:`zarrflow.parallel.locks.chunk_lock`); None reads ``zarrflow.lock``.
+        Every chunk is tried: one the store fails to write (an ``OSError``,
+        :class:`~zarrflow.errors.StoreError` included, after any retries) does
+        not stop the others. Returns a :class:`~zarrflow.errors.ChunkFailure`
+        for each such chunk (an empty list when all were written); chunks not
+        listed hold their new content. Any other error (a codec refusing the
+        data, a value that cannot be cast) concerns every chunk alike and is
+        raised at once. On a remote store whole chunks go in concurrent batches
+        (one ``try_set_many`` per batch). ``lock`` is the lock kind for partial
+        chunks (see :func:`zarrflow.parallel.locks.chunk_lock`); None reads
+        ``zarrflow.lock``.
         """
         self._check_writable()
+        failures: list[ChunkFailure] = []
+        if self.store.is_remote:
+            projections = self._write_batched(value, projections, flat, failures)
         for p in projections:
-            self.write_projection(p, value, flat, lock)
+            try:
+                self.write_projection(p, value, flat, lock)
+            except ReadOnlyError:
+                raise
+            except OSError as e:
+                failures.append(ChunkFailure(p.chunk_coords, e))
+        return failures
+
+    def raise_failures(self, failures: list[ChunkFailure]) -> None:
+        """Raise one :class:`~zarrflow.errors.ParallelChunkError` listing ``failures``, if any."""
+        if failures:
+            failures = sorted(failures, key=lambda f: f.chunk_index)
+            error = ParallelChunkError(f"array {self.name!r}: writing chunks", failures)
+            raise error from failures[0].exception
+
+    def _write_batched(
+        self,
+        value: np.ndarray,
+        projections: Iterable[ChunkProjection],
+        flat: bool,
+        failures: list[ChunkFailure],
+    ) -> list[ChunkProjection]:
+        """Store the whole chunks among ``projections`` in concurrent batches.
+
+        Chunks the store fails to write are added to ``failures``. Returns the projections
+        left to write one by one: partial chunks, each a read-modify-write under
+        its chunk's lock (one lock held at a time), and every shard.
+        """
+        src = value.reshape(-1) if flat else value
+        limit = 4 * max(1, int(dask.config.get("zarrflow.io_concurrency", 64)))
+        left: list[ChunkProjection] = []
+        batch: dict[str, tuple[ChunkProjection, bytes | None]] = {}
+        size = 0
+        for p in projections:
+            if not p.is_complete_chunk or type(self) is not ChunkIO:
+                left.append(p)
+                continue
+            chunk = self._complete_chunk(p, src[p.out_selection])
+            data = self.encode_chunk(p.chunk_coords, chunk)
+            batch[self.key(p.chunk_coords)] = (p, data)
+            size += len(data or b"")
+            if len(batch) >= limit or size >= _BATCH_BYTES:
+                self._store_batch(batch, failures)
+                batch, size = {}, 0
+        self._store_batch(batch, failures)
+        return left
+
+    def _store_batch(
+        self, batch: dict[str, tuple[ChunkProjection, bytes | None]], failures: list[ChunkFailure]
+    ) -> None:
+        """One concurrent round of PUTs and DELETEs; each failed chunk joins ``failures``."""
+        puts = {k: d for k, (_, d) in batch.items() if d is not None}
+        failed = self.store.try_set_many(puts) if puts else {}
+        deletes = [k for k, (_, d) in batch.items() if d is None]
+        if deletes:
+            failed.update(self.store.try_delete_many(deletes))
+        for key, e in failed.items():
+            error = StoreError(f"array {self.name!r}: writing chunk key {key!r} failed: {e}")
+            error.__cause__ = e
+            failures.append(ChunkFailure(batch[key][0].chunk_coords, error))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["TextProgressBar"]
 
@@ -96,13 +96,16 @@ def compute_with_progress(
     backend,
     progress_callback=None,
     prefix: str = "zarrflow-",
+    pool: Any = None,
 ):
     """Compute a dask collection, reporting ``(done, total)`` of its ``prefix`` tasks.
 
     On the local schedulers progress comes from Dask's scheduler callbacks; on a
     cluster from the futures of the persisted collection completing. Either
     way ``progress_callback`` runs in the caller's thread (for the local
-    schedulers: Dask's own calling thread).
+    schedulers: Dask's own calling thread). ``pool`` is the thread pool the
+    threaded scheduler runs on (see :func:`~zarrflow.parallel.scheduling.
+    own_thread_pool`); other schedulers ignore it.
 
     Examples
     --------
@@ -116,8 +119,9 @@ def compute_with_progress(
     >>> seen[-1]
     (4, 4)
     """
+    local = {"pool": pool} if pool is not None and backend.kind == "threads" else {}
     if progress_callback is None:
-        return collection.compute(scheduler=backend.dask_scheduler)
+        return collection.compute(scheduler=backend.dask_scheduler, **local)
     if backend.kind == "distributed":
         from distributed import as_completed, futures_of
 
@@ -144,4 +148,4 @@ def compute_with_progress(
             progress_callback(state["done"], state["total"])
 
     with Callback(start_state=start_state, posttask=posttask):
-        return collection.compute(scheduler=backend.dask_scheduler)
+        return collection.compute(scheduler=backend.dask_scheduler, **local)

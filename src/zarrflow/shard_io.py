@@ -74,7 +74,7 @@ class ShardIO(ChunkIO):
         self.codec = registered.with_fill_value(self.fill)
         self.pipeline = CodecPipeline(self.chunk_shape, self.dtype, (), self.codec, ())
         self.inner_shape = self.codec.inner_shape
-        self.reader = ShardReader(store, self.codec, self.name)
+        self.reader = ShardReader(self.store, self.codec, self.name)
 
     # geometry -----------------------------------------------------------------------
     @property

@@ -26,7 +26,7 @@ import dask.array as da
 import numpy as np
 
 from zarrflow.indexing import BasicIndexer
-from zarrflow.parallel.scheduling import default_parallelism, resolve_backend
+from zarrflow.parallel.scheduling import default_parallelism, own_thread_pool, resolve_backend
 
 __all__ = ["block_shape", "in_task", "parallel_read", "parallel_write", "to_dask"]
 
@@ -189,14 +189,22 @@ def _run_batch(fn, batch):
         fn(batch)
 
 
-def _run_local(fn, projections: list, name: str) -> None:
-    """``fn(batch)`` over batches of projections as one threaded Dask graph."""
+def _run_local(fn, projections: list, name: str, settle: bool = False) -> None:
+    """``fn(batch)`` over batches of projections as one threaded Dask graph.
+
+    ``settle``: run on a pool of this call's own, so that when it returns
+    (error or not) no task of it is still running — for writes.
+    """
     workers = default_parallelism()
     batches = _batches(projections, workers * 4)
     token = dask.base.tokenize(name, len(projections), id(fn))
     # partial: Dask would otherwise walk every projection in the task's arguments
     dsk = {(f"{name}-{token}", i): (partial(_run_batch, fn, b),) for i, b in enumerate(batches)}
-    dask.threaded.get(dsk, list(dsk), num_workers=workers)
+    if not settle:
+        dask.threaded.get(dsk, list(dsk), num_workers=workers)
+        return
+    with own_thread_pool(workers) as pool:
+        dask.threaded.get(dsk, list(dsk), pool=pool)
 
 
 def _use_graph(nprojections: int) -> bool:
@@ -272,10 +280,19 @@ def _split(items: list, n: int) -> list[list]:
 
 
 def parallel_write(array, indexer, value: np.ndarray, flat: bool) -> None:
-    """Encode and store a selection's chunks in parallel (threads; one lock per partial chunk)."""
+    """Encode and store a selection's chunks in parallel (threads; one lock per partial chunk).
+
+    Every chunk is tried; if the store failed any, one ParallelChunkError
+    lists them all. Errors are raised only once every write task of the call
+    has finished, so nothing lands afterwards.
+    """
+    io = array._io
     projections = list(indexer)
     if not _use_graph(len(projections)) or resolve_backend().kind == "sync":
-        array._io.write_from(value, projections, flat=flat)
+        io.raise_failures(io.write_from(value, projections, flat=flat))
         return
-    array._io._check_writable()
-    _run_local(lambda b: array._io.write_from(value, b, flat=flat), projections, "zarrflow-write")
+    io._check_writable()
+    failures: list = []
+    write = lambda b: failures.extend(io.write_from(value, b, flat=flat))  # noqa: E731
+    _run_local(write, projections, "zarrflow-write", settle=True)
+    io.raise_failures(failures)

@@ -34,7 +34,7 @@ import numpy as np
 from zarrflow.errors import ReadOnlyError, ValueShapeError, ZarrflowError
 from zarrflow.indexing import BasicIndexer
 from zarrflow.parallel.dask_read import _TaskScope
-from zarrflow.parallel.scheduling import resolve_backend
+from zarrflow.parallel.scheduling import own_thread_pool, resolve_backend
 
 __all__ = ["WritePlan", "plan_write", "store_dask"]
 
@@ -173,8 +173,10 @@ def _store_block(
     if value.dtype != array.dtype:
         value = value.astype(array.dtype)
     with _TaskScope():
-        array._io.write_from(value, indexer, lock=lock)
-    return np.full((1,) * block.ndim, indexer.nchunks, dtype="i8")
+        failures = array._io.write_from(value, indexer, lock=lock)
+    out = np.empty((1,) * block.ndim, dtype=object)
+    out.flat[0] = failures  # the task succeeds: every block is tried, failures reported at the end
+    return out
 
 
 def store_dask(
@@ -210,22 +212,26 @@ def store_dask(
         array=array,
         offset=offset,
         lock=lock,
-        dtype="i8",
+        dtype=object,
         chunks=tuple((1,) * n for n in x.numblocks),
         name=f"zarrflow-write-{token}",
-        meta=np.empty((0,) * x.ndim, dtype="i8"),
+        meta=np.empty((0,) * x.ndim, dtype=object),
     )
     if not compute:
-        return dask.delayed(_written, pure=False)(stored, plan)
+        return dask.delayed(_written, pure=False)(stored, array, plan)
     from zarrflow.progress import compute_with_progress
 
     backend = resolve_backend(scheduler)
-    counts = compute_with_progress(stored, backend, progress_callback, prefix="zarrflow-write")
-    return _written(counts, plan)
+    with own_thread_pool() as pool:  # nothing of this call still runs once it has returned
+        outcomes = compute_with_progress(
+            stored, backend, progress_callback, prefix="zarrflow-write", pool=pool
+        )
+    return _written(outcomes, array, plan)
 
 
-def _written(counts: np.ndarray, plan: WritePlan) -> WritePlan:
-    logger.debug("to_zarr wrote %d chunk writes", int(np.sum(counts)))
+def _written(outcomes: np.ndarray, array, plan: WritePlan) -> WritePlan:
+    """The plan, once every block is written; ParallelChunkError listing every failed chunk."""
+    array._io.raise_failures([f for block in outcomes.flat for f in block])
     return plan
 
 

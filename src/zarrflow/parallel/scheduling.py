@@ -8,12 +8,15 @@ active ``distributed.Client`` is used), ``"threads"``, ``"sync"``,
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import dask
 
-__all__ = ["Backend", "default_parallelism", "resolve_backend"]
+__all__ = ["Backend", "default_parallelism", "own_thread_pool", "resolve_backend"]
 
 Kind = Literal["sync", "threads", "processes", "distributed"]
 
@@ -119,3 +122,27 @@ def resolve_backend(scheduler: Any = None) -> Backend:
         "scheduler must be None, 'threads', 'sync', 'processes', a distributed Client or a "
         f"scheduler address, not {scheduler!r}"
     )
+
+
+@contextmanager
+def own_thread_pool(workers: int | None = None) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool for one graph execution, pass it to Dask as ``pool=``.
+
+    When the block ends, error or not, tasks not yet started are cancelled and
+    the running ones are waited for: after a failed write returns, none of its
+    tasks is still writing. ``workers`` defaults to Dask's ``num_workers``, else
+    :func:`default_parallelism`.
+
+    Examples
+    --------
+    >>> import dask
+    >>> with own_thread_pool(2) as pool:
+    ...     dask.threaded.get({"x": (sum, [1, 2])}, "x", pool=pool)
+    3
+    """
+    n = workers or dask.config.get("num_workers", None) or default_parallelism()
+    pool = ThreadPoolExecutor(int(n), thread_name_prefix="zarrflow")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from zarrflow.errors import StoreError
+from zarrflow.errors import ReadOnlyError, StoreError
 from zarrflow.storage.keys import validate_key
 
 __all__ = [
@@ -100,6 +100,19 @@ def check_byte_request(key: str, request: object) -> None:
         )
 
 
+def _each(call, calls: Iterable[Sequence]) -> dict[str, Exception]:
+    """``call(*args)`` for each args, collecting failures by their first argument (the key)."""
+    failed: dict[str, Exception] = {}
+    for args in calls:
+        try:
+            call(*args)
+        except ReadOnlyError:
+            raise  # a refusal of the whole batch, not one key's failure
+        except OSError as e:  # StoreError included
+            failed[args[0]] = e
+    return failed
+
+
 def _is_size(n: object) -> bool:
     """True for a non-negative integer (numpy integers included, bools excluded)."""
     if isinstance(n, bool) or not hasattr(type(n), "__index__"):
@@ -140,6 +153,16 @@ class Store(ABC):
     @property
     def is_remote(self) -> bool:
         """True when each request has network latency (batch and overlap requests)."""
+        return False
+
+    @property
+    def retries_requests(self) -> bool:
+        """True when the store retries its own transient failures (``zarrflow.retries``).
+
+        A store that does not is given retries one layer up, per chunk (see
+        :class:`~zarrflow.storage.retrying.RetryingStore`), so that no request
+        is retried by two layers at once.
+        """
         return False
 
     # the contract -------------------------------------------------------------
@@ -185,6 +208,34 @@ class Store(ABC):
     def delete_many(self, keys: Iterable[str]) -> None:
         for k in keys:
             self.delete(k)
+
+    def try_set_many(self, items: Mapping[str, bytes]) -> dict[str, Exception]:
+        """Store many values, trying every one: the keys that failed, and why.
+
+        Unlike :meth:`set_many`, one failed key does not stop the others; an
+        empty dict means every value was stored. Invalid keys still refuse the
+        whole batch before anything is written.
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> MemoryStore().try_set_many({"a": b"1", "b": b"2"})
+        {}
+        """
+        for k in items:
+            validate_key(k)
+        return _each(self.set, items.items())
+
+    def try_delete_many(self, keys: Iterable[str]) -> dict[str, Exception]:
+        """Delete many keys, trying every one: the keys that failed, and why.
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> MemoryStore().try_delete_many(["never/written"])
+        {}
+        """
+        return _each(self.delete, ((k,) for k in keys))
 
     def exists(self, key: str) -> bool:
         return self.get(key) is not None

@@ -19,6 +19,8 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterator
 
+from zarrflow.errors import TransientStoreError
+
 __all__ = ["failure_kind", "hint", "is_missing_error", "is_transient_error"]
 
 _MISSING_CODES = {"NoSuchKey", "NotFound", "404"}
@@ -103,7 +105,7 @@ def is_transient_error(exc: BaseException) -> bool:
     (True, False)
     """
     for e in _causes(exc):
-        if isinstance(e, TimeoutError | ConnectionError):
+        if isinstance(e, TimeoutError | ConnectionError | TransientStoreError):
             return True
         if isinstance(e, OSError) and e.errno in _TRANSIENT_ERRNOS:
             return True

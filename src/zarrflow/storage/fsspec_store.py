@@ -112,6 +112,11 @@ class FsspecStore(Store):
         protocols = {protocols} if isinstance(protocols, str) else set(protocols)
         return not protocols & {"file", "local", "memory"}
 
+    @property
+    def retries_requests(self) -> bool:
+        """True: every request is retried here, per ``zarrflow.retries``."""
+        return True
+
     def _path(self, key: str) -> str:
         return self._prefix + validate_key(key)
 
@@ -278,13 +283,21 @@ class FsspecStore(Store):
 
         Every key is validated first, so an invalid key means nothing is written.
         """
+        self._raise_first("write", *self._put(items))
+
+    def try_set_many(self, items: Mapping[str, bytes]) -> dict[str, Exception]:
+        """Write many objects concurrently, trying every one: the keys that failed, and why."""
+        return self._errors("write", *self._put(items))
+
+    def _put(self, items: Mapping[str, bytes]) -> tuple[list[str], list[Any]]:
+        """PUT every item (keys validated first): the keys, and each one's outcome."""
         for key in items:
             self._check_writable(key)
         keys = list(items)
         paths = [self._path(k) for k in keys]
         data = [v if type(v) is bytes else bytes(v) for v in items.values()]
         if not keys:
-            return
+            return [], []
         calls: list[Call] = [((p, d), {}) for p, d in zip(paths, data, strict=True)]
         outcomes = self._call_many("pipe_file", calls)
         retry = [i for i, o in enumerate(outcomes) if self._needs_parents(o)]
@@ -294,7 +307,17 @@ class FsspecStore(Store):
             again = self._call_many("pipe_file", [((paths[i], data[i]), {}) for i in retry])
             for i, outcome in zip(retry, again, strict=True):
                 outcomes[i] = outcome
-        self._raise_first("write", keys, outcomes)
+        return keys, outcomes
+
+    def _errors(self, action: str, keys: Sequence[str], outcomes: Sequence[Any]) -> dict:
+        """The StoreError of each key whose outcome is a Failure, raised from its cause."""
+        failed = {}
+        for key, outcome in zip(keys, outcomes, strict=True):
+            if isinstance(outcome, Failure):
+                error = self._error(action, key, outcome)
+                error.__cause__ = outcome.exception
+                failed[key] = error
+        return failed
 
     def _needs_parents(self, outcome: Any) -> bool:
         return (
@@ -309,6 +332,14 @@ class FsspecStore(Store):
         outcome = self._call("rm_file", self._path(key))
         if isinstance(outcome, Failure) and not _ignorable(outcome):
             raise self._error("delete", key, outcome) from outcome.exception
+
+    def try_delete_many(self, keys: Iterable[str]) -> dict[str, Exception]:
+        """Remove many objects concurrently, trying every one: the keys that failed, and why."""
+        keys = list(keys)
+        for key in keys:
+            self._check_writable(key)
+        outcomes = self._call_many("rm_file", [((self._path(k),), {}) for k in keys])
+        return self._errors("delete", keys, [o if not _ignorable(o) else None for o in outcomes])
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove many objects; one batched ``fs.rm`` on remote filesystems."""

@@ -32,6 +32,10 @@ class ReadOnlyStore(Store):
         return self.inner.is_remote
 
     @property
+    def retries_requests(self) -> bool:
+        return self.inner.retries_requests
+
+    @property
     def supports_partial_reads(self) -> bool:
         return self.inner.supports_partial_reads
 
@@ -69,8 +73,14 @@ class ReadOnlyStore(Store):
     def set_many(self, items: Mapping[str, bytes]) -> None:
         raise self._refuse(next(iter(items), ""))
 
+    def try_set_many(self, items: Mapping[str, bytes]) -> dict[str, Exception]:
+        raise self._refuse(next(iter(items), ""))
+
     def delete(self, key: str) -> None:
         raise self._refuse(key)
+
+    def try_delete_many(self, keys: Iterable[str]) -> dict[str, Exception]:
+        raise self._refuse(next(iter(keys), ""))
 
     def delete_many(self, keys: Iterable[str]) -> None:
         raise self._refuse(next(iter(keys), ""))

@@ -1,0 +1,175 @@
+"""Retries for stores that do not retry their own requests.
+
+:class:`~zarrflow.storage.FsspecStore` retries every request it makes
+(``zarrflow.retries``). Local, memory and zip stores, and wrappers such as
+:class:`~zarrflow.testing.faults.FaultyStore`, do not: a
+:class:`~zarrflow.errors.TransientStoreError` (or an ``OSError`` with a
+transient errno such as ``EAGAIN``) escapes from them at once. The chunk layer
+reads and writes through a :class:`RetryingStore` over such a store, so every
+chunk operation — streams, maps, ``to_dask``, ``[]`` and ``to_zarr`` — retries
+transient failures with the same bounded, jittered backoff as remote requests.
+
+A store whose ``retries_requests`` is True is never wrapped, so no request is
+retried by two layers. The first try is a plain call: the wrapper costs one
+Python call on the hot path and nothing else until a try fails.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from zarrflow.storage.base import ByteRequest, Store
+from zarrflow.storage.failures import failure_kind
+from zarrflow.storage.retry import RetryPolicy
+
+__all__ = ["RetryingStore", "with_retries"]
+
+T = TypeVar("T")
+
+
+def with_retries(store: Store) -> Store:
+    """``store`` itself if it retries its own requests, else a :class:`RetryingStore` over it.
+
+    Examples
+    --------
+    >>> from zarrflow.storage import MemoryStore
+    >>> type(with_retries(MemoryStore())).__name__
+    'RetryingStore'
+    >>> store = with_retries(MemoryStore())
+    >>> with_retries(store) is store
+    True
+    """
+    if store.retries_requests:
+        return store
+    return RetryingStore(store)
+
+
+def _retry(call: Callable[..., T], args: tuple[Any, ...], first: BaseException) -> T:
+    """Try ``call(*args)`` again after its first try raised the transient ``first``.
+
+    Follows :class:`~zarrflow.storage.retry.RetryPolicy` read from
+    ``zarrflow.retries`` now; the last exception is raised with a note saying
+    how many tries were made.
+    """
+    policy = RetryPolicy.from_config()
+    started = time.monotonic()
+    error, tries = first, 1
+    while tries < policy.attempts:
+        pause = policy.delay(tries)
+        if time.monotonic() + pause - started >= policy.max_time:
+            break
+        time.sleep(pause)
+        tries += 1
+        try:
+            return call(*args)
+        except Exception as exc:
+            error = exc
+            if failure_kind(exc) != "transient":
+                raise
+    error.add_note(f"zarrflow gave up after {tries} attempt(s) (zarrflow.retries)")
+    raise error
+
+
+class RetryingStore(Store):
+    """``inner`` with each transient failure retried per ``zarrflow.retries``.
+
+    Missing keys and permanent errors pass through at once; batch methods
+    retry the whole batch (every store operation is idempotent).
+
+    Examples
+    --------
+    >>> from zarrflow.storage import MemoryStore
+    >>> store = RetryingStore(MemoryStore())
+    >>> store.set("k", b"v")
+    >>> store.get("k"), store.retries_requests
+    (b'v', True)
+    """
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.read_only = inner.read_only
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RetryingStore, (self.inner,))
+
+    def _do(self, call: Callable[..., T], *args: Any) -> T:
+        try:
+            return call(*args)
+        except Exception as exc:
+            if failure_kind(exc) != "transient":
+                raise
+            return _retry(call, args, exc)
+
+    # capabilities ---------------------------------------------------------------------
+    @property
+    def retries_requests(self) -> bool:
+        return True
+
+    @property
+    def supports_writes(self) -> bool:
+        return self.inner.supports_writes
+
+    @property
+    def supports_deletes(self) -> bool:
+        return self.inner.supports_deletes
+
+    @property
+    def supports_listing(self) -> bool:
+        return self.inner.supports_listing
+
+    @property
+    def supports_partial_reads(self) -> bool:
+        return self.inner.supports_partial_reads
+
+    @property
+    def is_remote(self) -> bool:
+        return self.inner.is_remote
+
+    # reads -----------------------------------------------------------------------------
+    def get(self, key: str) -> bytes | None:
+        try:  # the hot path: one plain call
+            return self.inner.get(key)
+        except Exception as exc:
+            if failure_kind(exc) != "transient":
+                raise
+            return _retry(self.inner.get, (key,), exc)
+
+    def get_range(self, key: str, request: ByteRequest) -> bytes | None:
+        return self._do(self.inner.get_range, key, request)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self._do(self.inner.get_many, keys)
+
+    def get_ranges(self, requests: Sequence[tuple[str, ByteRequest]]) -> list[bytes | None]:
+        return self._do(self.inner.get_ranges, requests)
+
+    def exists(self, key: str) -> bool:
+        return self._do(self.inner.exists, key)
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        return iter(self._do(lambda p: list(self.inner.list_prefix(p)), prefix))
+
+    def list_dir(self, prefix: str) -> list[str]:
+        return self._do(self.inner.list_dir, prefix)
+
+    # writes ----------------------------------------------------------------------------
+    def set(self, key: str, value: bytes) -> None:
+        self._do(self.inner.set, key, value)
+
+    def set_many(self, items: Mapping[str, bytes]) -> None:
+        self._do(self.inner.set_many, items)
+
+    def delete(self, key: str) -> None:
+        self._do(self.inner.delete, key)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        self._do(self.inner.delete_many, list(keys))
+
+    def delete_prefix(self, prefix: str) -> None:
+        self._do(self.inner.delete_prefix, prefix)
+
+    def close(self) -> None:
+        self.inner.close()
