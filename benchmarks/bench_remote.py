@@ -243,6 +243,9 @@ def s3_write_cases(s3: S3Server, options: dict, data: np.ndarray) -> dict[str, C
     def zarr_assign() -> None:
         peer[:] = data
 
+    def zarr_dask_store() -> None:
+        x.store(peer, lock=False)
+
     return {
         "zarrflow `a[:] = x` (defaults)": Case(assign, "Dask threads"),
         "zarrflow `to_zarr(dask_array)` (defaults)": Case(to_zarr, "Dask threads"),
@@ -250,6 +253,7 @@ def s3_write_cases(s3: S3Server, options: dict, data: np.ndarray) -> dict[str, C
             lambda: store.set_many(encoded), "io 64", note="what a batched write path gives"
         ),
         "zarr-python `arr[:] = x` (defaults)": Case(zarr_assign, "async 10"),
+        "zarr-python + Dask `x.store(arr)` (defaults)": Case(zarr_dask_store, "Dask threads"),
     }
 
 

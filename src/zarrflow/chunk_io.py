@@ -17,6 +17,7 @@ shards, reading and writing them by inner chunk with ranged requests.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 
 import dask
@@ -40,6 +41,8 @@ __all__ = ["ChunkIO"]
 
 #: encoded bytes one batch of remote chunk writes may hold
 _BATCH_BYTES = 64 * 2**20
+#: chunks a local read fetches in one get_many
+_LOCAL_BATCH = 256
 
 
 def _fill_scalar(metadata) -> np.generic:
@@ -48,6 +51,13 @@ def _fill_scalar(metadata) -> np.generic:
     if fv is None:
         return np.zeros((), dtype=metadata.dtype)[()]
     return np.asarray(fv, dtype=metadata.dtype)[()]
+
+
+def _batched(items: Iterable, n: int) -> Iterable[list]:
+    """``items`` in lists of ``n`` (the last one shorter)."""
+    items = iter(items)
+    while batch := list(itertools.islice(items, n)):
+        yield batch
 
 
 class ChunkIO:
@@ -143,10 +153,12 @@ class ChunkIO:
             for p, data in zip(projections, values, strict=True):
                 self.place(target, p, data, scratch)
             return
-        get = self.store.get
-        for p in projections:
-            data = get(self.key(p.chunk_coords))
-            self.place(target, p, data, scratch)
+        # batches of keys: a store may answer a batch faster (LocalStore: one stat
+        # for a directory of chunks never written), and the bytes held stay bounded
+        get_many, place, key = self.store.get_many, self.place, self.key
+        for batch in _batched(projections, _LOCAL_BATCH):
+            for p, data in zip(batch, get_many([key(p.chunk_coords) for p in batch]), strict=True):
+                place(target, p, data, scratch)
 
     def place(self, target: np.ndarray, p: ChunkProjection, data, scratch=None) -> None:
         """Decode one fetched chunk (or None) into its place in ``target``."""

@@ -22,7 +22,7 @@ from functools import partial
 from typing import Any
 
 import dask
-import dask.array as da
+import dask.threaded
 import numpy as np
 
 from zarrflow.indexing import BasicIndexer
@@ -165,6 +165,8 @@ def to_dask(array, chunks_per_task: int | Sequence[int] | None = None, name: str
             array.dtype.itemsize,
             chunks_per_task=chunks_per_task,
         )
+    import dask.array as da  # here, not at import: dask.array costs ~1 s of CPU to import
+
     token = dask.base.tokenize(array.name, array.metadata, blocks)
     return da.from_array(
         _Source(array),

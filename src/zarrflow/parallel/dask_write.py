@@ -25,16 +25,18 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
-import dask.array as da
 import numpy as np
 
 from zarrflow.errors import ReadOnlyError, ValueShapeError, ZarrflowError
 from zarrflow.indexing import BasicIndexer
-from zarrflow.parallel.dask_read import _TaskScope
+from zarrflow.parallel.dask_read import _TaskScope, block_shape
 from zarrflow.parallel.scheduling import own_thread_pool, resolve_backend
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 __all__ = ["WritePlan", "plan_write", "store_dask"]
 
@@ -160,6 +162,29 @@ def plan_write(
     return WritePlan("rechunk", shared, aligned, "rechunked so each chunk has one writer")
 
 
+def _remote_blocks(
+    plan: WritePlan, array, region: Sequence[slice], itemsize: int
+) -> tuple[tuple[int, ...], ...] | None:
+    """Blocks of several chunks for a remote target whose planned blocks are small.
+
+    A write task stores its whole chunks in one concurrent batch, so on an
+    object store a task of one chunk wastes the latency a batch would hide.
+    Blocks grow, on chunk boundaries, to about ``zarrflow.task_target_bytes``
+    (never fewer blocks than cores, as for reads); ``None`` keeps the plan.
+    """
+    if not array.store.is_remote or plan.strategy == "lock":
+        return None
+    block_bytes = math.prod(max(b) for b in plan.chunks if b) * itemsize
+    if block_bytes * 2 > dask.config.get("zarrflow.task_target_bytes"):
+        return None
+    grid = [-(-(r.stop - r.start) // c) for r, c in zip(region, array.chunks, strict=True)]
+    target = block_shape(array.chunks, grid, itemsize)
+    return tuple(
+        _aligned_blocks([max(t, max(b))], r.start, r.stop, c)
+        for t, b, r, c in zip(target, plan.chunks, region, array.chunks, strict=True)
+    )
+
+
 def _store_block(
     block: np.ndarray, array, offset: tuple[int, ...], lock: str, block_info=None
 ) -> np.ndarray:
@@ -201,8 +226,9 @@ def store_dask(
     reg = _region(array, region, x.shape)
     plan = plan_write(x.chunks, array, reg, strategy, scheduler)
     logger.info("to_zarr %s: %s (%s)", array.name, plan.strategy, plan.reason)
-    if plan.chunks != x.chunks:
-        x = x.rechunk(plan.chunks)
+    blocks = _remote_blocks(plan, array, reg, x.dtype.itemsize) or plan.chunks
+    if blocks != x.chunks:
+        x = x.rechunk(blocks)
     offset = tuple(r.start for r in reg)
     token = dask.base.tokenize(x.name, array.name, offset, plan.strategy)
     # the lock setting travels with the tasks: cluster workers do not see our config

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from zarrflow.errors import KeyPathError, ReadOnlyError, StoreError
 from zarrflow.storage.base import (
@@ -136,7 +136,9 @@ class LocalStore(Store):
     # reads ------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
         """The bytes of file ``key``, or None when it does not exist."""
-        path = self._path(key)
+        return self._read(self._path(key), key)
+
+    def _read(self, path: str, key: str) -> bytes | None:
         try:
             fd = os.open(path, _OPEN_FLAGS)
         except _MISSING:
@@ -151,6 +153,34 @@ class LocalStore(Store):
             raise self._error("read", key, exc) from exc
         finally:
             os.close(fd)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The bytes of many files, None for missing ones.
+
+        Keys are looked up one directory at a time: when a directory holding
+        several of the keys does not exist (a row of chunks never written),
+        one ``stat`` answers for all of them instead of one failed ``open``
+        each.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> store = LocalStore(tempfile.mkdtemp())
+        >>> store.set("c/0/1", b"x")
+        >>> store.get_many(["c/0/1", "c/0/2", "c/5/0", "c/5/1"])
+        [b'x', None, None, None]
+        """
+        read, path = self._read, self._path
+        present: dict[str, bool] = {}
+        out: list[bytes | None] = []
+        for key in keys:
+            file = path(key)  # validates the key
+            parent = file.rpartition(os.sep)[0]
+            exists = present.get(parent)
+            if exists is None:
+                exists = present[parent] = os.path.isdir(parent)
+            out.append(read(file, key) if exists else None)
+        return out
 
     def get_range(self, key: str, request: ByteRequest) -> bytes | None:
         """Part of file ``key`` read with ``pread``, or None when it does not exist."""

@@ -75,8 +75,10 @@ def _retry(call: Callable[..., T], args: tuple[Any, ...], first: BaseException) 
 class RetryingStore(Store):
     """``inner`` with each transient failure retried per ``zarrflow.retries``.
 
-    Missing keys and permanent errors pass through at once; batch methods
-    retry the whole batch (every store operation is idempotent).
+    Missing keys and permanent errors pass through at once. A batch that
+    fails transiently is redone key by key, each key with its own attempts
+    (every store operation is idempotent): a key that failed in the batch is
+    tried at most ``attempts + 1`` times in all.
 
     Examples
     --------
@@ -102,6 +104,20 @@ class RetryingStore(Store):
             if failure_kind(exc) != "transient":
                 raise
             return _retry(call, args, exc)
+
+    @staticmethod
+    def _batch(call: Callable[[], T], one_by_one: Callable[[], T]) -> T:
+        """``call()``; after a transient failure, ``one_by_one()`` (each item retried alone).
+
+        Retrying a whole batch would fail again as soon as any one of its items
+        does; item by item, each gets its own attempts.
+        """
+        try:
+            return call()
+        except Exception as exc:
+            if failure_kind(exc) != "transient":
+                raise
+            return one_by_one()
 
     # capabilities ---------------------------------------------------------------------
     @property
@@ -141,10 +157,13 @@ class RetryingStore(Store):
         return self._do(self.inner.get_range, key, request)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        return self._do(self.inner.get_many, keys)
+        return self._batch(lambda: self.inner.get_many(keys), lambda: [self.get(k) for k in keys])
 
     def get_ranges(self, requests: Sequence[tuple[str, ByteRequest]]) -> list[bytes | None]:
-        return self._do(self.inner.get_ranges, requests)
+        return self._batch(
+            lambda: self.inner.get_ranges(requests),
+            lambda: [self.get_range(k, r) for k, r in requests],
+        )
 
     def exists(self, key: str) -> bool:
         return self._do(self.inner.exists, key)
@@ -160,13 +179,23 @@ class RetryingStore(Store):
         self._do(self.inner.set, key, value)
 
     def set_many(self, items: Mapping[str, bytes]) -> None:
-        self._do(self.inner.set_many, items)
+        def one_by_one() -> None:
+            for k, v in items.items():
+                self.set(k, v)
+
+        self._batch(lambda: self.inner.set_many(items), one_by_one)
 
     def delete(self, key: str) -> None:
         self._do(self.inner.delete, key)
 
     def delete_many(self, keys: Iterable[str]) -> None:
-        self._do(self.inner.delete_many, list(keys))
+        keys = list(keys)
+
+        def one_by_one() -> None:
+            for k in keys:
+                self.delete(k)
+
+        self._batch(lambda: self.inner.delete_many(keys), one_by_one)
 
     def delete_prefix(self, prefix: str) -> None:
         self._do(self.inner.delete_prefix, prefix)
