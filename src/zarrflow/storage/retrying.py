@@ -17,12 +17,13 @@ Python call on the hot path and nothing else until a try fails.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from zarrflow.storage.base import ByteRequest, Store
 from zarrflow.storage.failures import failure_kind
 from zarrflow.storage.retry import RetryPolicy
+from zarrflow.storage.wrapper import StoreWrapper
 
 __all__ = ["RetryingStore", "with_retries"]
 
@@ -72,13 +73,14 @@ def _retry(call: Callable[..., T], args: tuple[Any, ...], first: BaseException) 
     raise error
 
 
-class RetryingStore(Store):
+class RetryingStore(StoreWrapper):
     """``inner`` with each transient failure retried per ``zarrflow.retries``.
 
-    Missing keys and permanent errors pass through at once. A batch that
-    fails transiently is redone key by key, each key with its own attempts
-    (every store operation is idempotent): a key that failed in the batch is
-    tried at most ``attempts + 1`` times in all.
+    Missing keys and permanent errors pass through at once. A batched read
+    that fails transiently is redone key by key, each key with its own
+    attempts (every store operation is idempotent): a key that failed in the
+    batch is tried at most ``attempts + 1`` times in all. Batch writes go key
+    by key (see :class:`~zarrflow.storage.wrapper.StoreWrapper`), each retried.
 
     Examples
     --------
@@ -88,14 +90,6 @@ class RetryingStore(Store):
     >>> store.get("k"), store.retries_requests
     (b'v', True)
     """
-
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-        self.url = inner.url
-        self.read_only = inner.read_only
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (RetryingStore, (self.inner,))
 
     def _do(self, call: Callable[..., T], *args: Any) -> T:
         try:
@@ -119,32 +113,10 @@ class RetryingStore(Store):
                 raise
             return one_by_one()
 
-    # capabilities ---------------------------------------------------------------------
     @property
     def retries_requests(self) -> bool:
         return True
 
-    @property
-    def supports_writes(self) -> bool:
-        return self.inner.supports_writes
-
-    @property
-    def supports_deletes(self) -> bool:
-        return self.inner.supports_deletes
-
-    @property
-    def supports_listing(self) -> bool:
-        return self.inner.supports_listing
-
-    @property
-    def supports_partial_reads(self) -> bool:
-        return self.inner.supports_partial_reads
-
-    @property
-    def is_remote(self) -> bool:
-        return self.inner.is_remote
-
-    # reads -----------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
         try:  # the hot path: one plain call
             return self.inner.get(key)
@@ -174,31 +146,8 @@ class RetryingStore(Store):
     def list_dir(self, prefix: str) -> list[str]:
         return self._do(self.inner.list_dir, prefix)
 
-    # writes ----------------------------------------------------------------------------
     def set(self, key: str, value: bytes) -> None:
         self._do(self.inner.set, key, value)
 
-    def set_many(self, items: Mapping[str, bytes]) -> None:
-        def one_by_one() -> None:
-            for k, v in items.items():
-                self.set(k, v)
-
-        self._batch(lambda: self.inner.set_many(items), one_by_one)
-
     def delete(self, key: str) -> None:
         self._do(self.inner.delete, key)
-
-    def delete_many(self, keys: Iterable[str]) -> None:
-        keys = list(keys)
-
-        def one_by_one() -> None:
-            for k in keys:
-                self.delete(k)
-
-        self._batch(lambda: self.inner.delete_many(keys), one_by_one)
-
-    def delete_prefix(self, prefix: str) -> None:
-        self._do(self.inner.delete_prefix, prefix)
-
-    def close(self) -> None:
-        self.inner.close()

@@ -41,6 +41,7 @@ from typing import Any, Literal
 from zarrflow.errors import ReadOnlyError, StoreError, TransientStoreError
 from zarrflow.storage.base import ByteRequest, Store
 from zarrflow.storage.keys import validate_key
+from zarrflow.storage.wrapper import StoreWrapper
 
 __all__ = ["OPERATIONS", "FaultyStore", "InjectedFault", "is_metadata_key"]
 
@@ -78,7 +79,7 @@ def _draw(seed: int, what: str, op: str, key: str, attempt: int = 0) -> float:
     return int.from_bytes(digest, "little") / _SCALE
 
 
-class FaultyStore(Store):
+class FaultyStore(StoreWrapper):
     """Wrap ``inner`` and inject seeded transient faults, permanent faults and latency.
 
     Parameters
@@ -186,26 +187,12 @@ class FaultyStore(Store):
             "read_only": self._read_only_override,
         }
 
-    # capabilities follow the inner store ------------------------------------------------
+    # capabilities follow the inner store (StoreWrapper), but for retries --------------
     @property
-    def supports_writes(self) -> bool:
-        return not self.read_only and self.inner.supports_writes
+    def retries_requests(self) -> bool:
+        return False  # its own faults reach the caller: the chunk layer retries them
 
-    @property
-    def supports_deletes(self) -> bool:
-        return not self.read_only and self.inner.supports_deletes
-
-    @property
-    def supports_listing(self) -> bool:
-        return self.inner.supports_listing
-
-    @property
-    def supports_partial_reads(self) -> bool:
-        return self.inner.supports_partial_reads
-
-    @property
-    def is_remote(self) -> bool:
-        return self.inner.is_remote
+    list_dir = Store.list_dir  # through list_prefix, where "list" faults are injected
 
     # the fault model ----------------------------------------------------------------------
     def targets(self, op: str, key: str) -> bool:
@@ -354,9 +341,6 @@ class FaultyStore(Store):
     def list_prefix(self, prefix: str) -> Iterator[str]:
         self._before("list", prefix)
         return self.inner.list_prefix(prefix)
-
-    def close(self) -> None:
-        self.inner.close()
 
     def __repr__(self) -> str:
         return (
