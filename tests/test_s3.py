@@ -10,6 +10,7 @@ the server).
 from __future__ import annotations
 
 import inspect
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -209,6 +210,11 @@ def _consolidated_group(url: str, options: dict, zarr_format: int) -> None:
     zf.consolidate_metadata(url, storage_options=options)
 
 
+#: what opening costs, in HTTP requests: zarr.json alone (v3: all there is), then, when it is
+#: missing, one batch of the v2 documents (.zarray, .zgroup, .zattrs, and .zmetadata in mode "r")
+V3_OPEN, V2_BATCH = 1, 4
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_opening_a_consolidated_hierarchy_reads_no_member_metadata(
     s3_server, s3_store_url: str, proxy: LatencyProxy, zarr_format: int
@@ -220,14 +226,9 @@ def test_opening_a_consolidated_hierarchy_reads_no_member_metadata(
     opened = proxy.requests
     assert g["sub/y"].shape == (4, 4) and g["x"].chunks == (5,)
     assert proxy.requests == opened  # members come from the consolidated metadata
-    assert opened <= 5  # today: node_exists (3 keys) + read_consolidated (2 keys), 2 round trips
+    assert opened == (V3_OPEN if zarr_format == 3 else V3_OPEN + V2_BATCH)  # was 5 for both
 
 
-@pytest.mark.xfail(
-    reason="api.py reads node_exists' 3 documents, then the consolidated ones: needs the "
-    "one-request open described in the issue-5 report",
-    strict=False,
-)
 def test_opening_a_consolidated_v3_group_costs_one_request(
     s3_server, s3_store_url: str, proxy: LatencyProxy
 ) -> None:
@@ -236,6 +237,95 @@ def test_opening_a_consolidated_v3_group_costs_one_request(
     proxy.reset_counters()
     zf.open_group(s3_store_url, mode="r", storage_options=options)
     assert proxy.requests == 1
+
+
+def test_a_v2_hierarchy_of_known_format_opens_in_one_batch(
+    s3_server, s3_store_url: str, proxy: LatencyProxy
+) -> None:
+    options = s3_server.storage_options(proxy.url)
+    _consolidated_group(s3_store_url, options, 2)
+    proxy.delay = 0.05  # long enough that a batch's requests are seen in flight together
+    proxy.reset_counters()
+    g = zf.open_group(s3_store_url, mode="r", zarr_format=2, storage_options=options)
+    assert g["sub/y"].shape == (4, 4)
+    assert proxy.requests == proxy.peak_in_flight == V2_BATCH  # no zarr.json: one round trip
+
+
+@pytest.mark.parametrize("mode", ["r", "r+", "a"])
+def test_opening_a_v3_array_costs_one_request(
+    s3_server, s3_store_url: str, proxy: LatencyProxy, mode: str
+) -> None:
+    options = s3_server.storage_options(proxy.url)
+    zf.create(s3_store_url, shape=(10,), chunks=(5,), dtype="i4", storage_options=options)
+    for open_ in (zf.open, zf.open_array):
+        proxy.reset_counters()
+        a = open_(s3_store_url, mode=mode, storage_options=options)
+        assert proxy.requests == 1 and a.shape == (10,) and a.zarr_format == 3
+
+
+@pytest.mark.parametrize(("zarr_format", "expected"), [(None, 1 + 3), (2, 3)])
+def test_opening_a_v2_array_costs_one_batch(
+    s3_server, s3_store_url: str, proxy: LatencyProxy, zarr_format: int | None, expected: int
+) -> None:
+    options = s3_server.storage_options(proxy.url)
+    zf.create(
+        s3_store_url, shape=(10,), chunks=(5,), dtype="i4", zarr_format=2,
+        storage_options=options,
+    )  # fmt: skip
+    proxy.delay = 0.05
+    proxy.reset_counters()
+    a = zf.open_array(s3_store_url, mode="r", zarr_format=zarr_format, storage_options=options)
+    assert a.zarr_format == 2 and a.chunks == (5,)
+    # zarr.json (unless the format is given), then .zarray, .zgroup, .zattrs together
+    assert proxy.requests == expected and proxy.peak_in_flight == 3
+
+
+@pytest.mark.parametrize(
+    ("open_", "error"),
+    [
+        (zf.open, zf.NodeNotFoundError),
+        (zf.open_array, zf.ArrayNotFoundError),
+        (zf.open_group, zf.GroupNotFoundError),
+    ],
+)
+@pytest.mark.parametrize("mode", ["r", "r+"])
+def test_opening_nothing_over_s3_is_not_found(
+    s3_store_url: str, s3_storage_options: dict, open_, error: type, mode: str
+) -> None:
+    zf.create(s3_store_url + "/other", shape=(2,), dtype="i1", storage_options=s3_storage_options)
+    where = re.escape(f"at '{s3_store_url}/missing' (mode '{mode}')")
+    with pytest.raises(error, match=f"^no (array or group|array|group) {where}$"):
+        open_(s3_store_url, path="missing", mode=mode, storage_options=s3_storage_options)
+
+
+def test_asking_for_the_other_kind_over_s3_is_refused(
+    s3_store_url: str, s3_storage_options: dict
+) -> None:
+    g = zf.open_group(s3_store_url, mode="w", storage_options=s3_storage_options)
+    g.create_array("x", shape=(2,), dtype="i1")
+    zf.consolidate_metadata(s3_store_url, storage_options=s3_storage_options)
+    with pytest.raises(zf.ContainsGroupError, match="is a group, not an array"):
+        zf.open_array(s3_store_url, mode="r", storage_options=s3_storage_options)
+    with pytest.raises(zf.ContainsArrayError, match="is an array, not a group"):
+        zf.open_group(s3_store_url, path="x", mode="r", storage_options=s3_storage_options)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_read_write_modes_see_the_live_hierarchy_not_the_consolidated_one(
+    s3_store_url: str, s3_storage_options: dict, zarr_format: int
+) -> None:
+    _consolidated_group(s3_store_url, s3_storage_options, zarr_format)
+    writer = zf.open_group(s3_store_url, mode="r+", storage_options=s3_storage_options)
+    writer.create_array("late", shape=(3,), dtype="u1")  # added after consolidation
+    for mode in ("r+", "a"):
+        g = zf.open_group(s3_store_url, mode=mode, storage_options=s3_storage_options)
+        assert sorted(g) == ["late", "sub", "x"] and g["late"].shape == (3,)
+    snapshot = zf.open_group(s3_store_url, mode="r", storage_options=s3_storage_options)
+    assert sorted(snapshot) == ["sub", "x"]  # mode "r" opens from the consolidated metadata
+    live = zf.open_group(
+        s3_store_url, mode="r", use_consolidated=False, storage_options=s3_storage_options
+    )
+    assert sorted(live) == ["late", "sub", "x"]
 
 
 # latency hiding ---------------------------------------------------------------------------

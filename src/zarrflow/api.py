@@ -16,8 +16,15 @@ from zarrflow.errors import (
     ZarrflowError,
 )
 from zarrflow.group import Group
-from zarrflow.metadata import read_consolidated, write_consolidated
-from zarrflow.nodes import DEFAULT, create_array, create_group, node_exists, normalize_path
+from zarrflow.metadata import write_consolidated
+from zarrflow.nodes import (
+    DEFAULT,
+    create_array,
+    create_group,
+    node_exists,
+    normalize_path,
+    probe_node,
+)
 from zarrflow.nodes import open_node as _open_node
 from zarrflow.storage import ReadOnlyStore, Store, ZipStore, store_from_url
 
@@ -150,8 +157,9 @@ def open(
     """
     st = _store(store, mode, storage_options)
     p = normalize_path(path)
-    if mode in ("r", "r+", "a") and node_exists(st, p) is not None:
-        return _open_existing(st, p, zarr_format, kwargs)
+    node = _open_existing(st, p, zarr_format, kwargs) if mode in ("r", "r+", "a") else None
+    if node is not None:
+        return node
     if mode in ("r", "r+"):
         raise NodeNotFoundError(f"no array or group at {_where(st, p)!r} (mode {mode!r})")
     fmt = zarr_format if zarr_format is not None else 3
@@ -160,19 +168,28 @@ def open(
     return create_group(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
 
 
-def _open_existing(st: Store, path: str, zarr_format: int | None, kwargs: dict[str, Any]):
-    consolidated = None
-    if st.read_only and kwargs.pop("use_consolidated", None) is not False:
-        consolidated = read_consolidated(st, path)
-    meta = consolidated.pop("", None) if consolidated else None
-    write_empty = kwargs.pop("write_empty_chunks", False)
-    return _open_node(
+def _open_existing(
+    st: Store,
+    path: str,
+    zarr_format: int | None,
+    kwargs: Mapping[str, Any],
+    *,
+    arrays_only: bool = False,
+) -> Array | Group | None:
+    """The node at ``path`` from one probe (:func:`probe_node`), or None.
+
+    Consolidated metadata is used in mode ``r`` only (``r+`` and ``a`` see the
+    live hierarchy), and not even read when only an array will do.
+    """
+    use_consolidated = (
+        st.read_only and not arrays_only and kwargs.get("use_consolidated") is not False
+    )
+    return probe_node(
         st,
         path,
-        zarr_format=zarr_format,
-        metadata=meta,
-        consolidated=consolidated,
-        write_empty_chunks=write_empty,
+        zarr_format,
+        use_consolidated=use_consolidated,
+        write_empty_chunks=kwargs.get("write_empty_chunks", False),
     )
 
 
@@ -200,13 +217,18 @@ def open_array(
     """
     st = _store(store, mode, storage_options)
     p = normalize_path(path)
-    kind = None if mode == "w" else node_exists(st, p)
-    if kind == "group":
-        raise ContainsGroupError(f"{_where(st, p)!r} is a group, not an array")
-    if kind == "array":
-        if mode in ("w-", "x"):
+    if mode in ("w-", "x"):  # only whether a node exists matters: no metadata is loaded
+        kind = node_exists(st, p)
+        if kind == "group":
+            raise ContainsGroupError(f"{_where(st, p)!r} is a group, not an array")
+        if kind == "array":
             raise ContainsArrayError(f"an array exists at {_where(st, p)!r} (mode {mode!r})")
-        return _open_existing(st, p, zarr_format, kwargs)
+    elif mode != "w":
+        node = _open_existing(st, p, zarr_format, kwargs, arrays_only=True)
+        if isinstance(node, Group):
+            raise ContainsGroupError(f"{_where(st, p)!r} is a group, not an array")
+        if node is not None:
+            return node
     if mode in ("r", "r+") or "shape" not in kwargs:
         hint = "" if mode in ("r", "r+") else "; pass shape= (and dtype=, chunks=) to create it"
         raise ArrayNotFoundError(f"no array at {_where(st, p)!r} (mode {mode!r}){hint}")
@@ -226,8 +248,10 @@ def open_group(
 ) -> Group:
     """Open a group, creating it for modes ``a``, ``w``, ``w-`` when missing.
 
-    In mode ``"r"`` consolidated metadata is used where it exists (one read
-    opens the whole hierarchy); ``use_consolidated=False`` ignores it.
+    In mode ``"r"`` consolidated metadata is used where it exists: one request
+    opens a whole v3 hierarchy (v2: a ``zarr.json`` probe, then one batch, or
+    the batch alone with ``zarr_format=2``); ``use_consolidated=False``
+    ignores it. Modes ``r+`` and ``a`` always see the live hierarchy.
 
     Examples
     --------
@@ -239,16 +263,19 @@ def open_group(
     """
     st = _store(store, mode, storage_options)
     p = normalize_path(path)
-    kind = node_exists(st, p) if mode != "w" else None
-    if kind is not None and mode in ("w-", "x"):
-        err = ContainsGroupError if kind == "group" else ContainsArrayError
-        raise err(f"a {kind} exists at {_where(st, p)!r} (mode {mode!r})")
-    if kind == "group":
-        return _open_existing(st, p, zarr_format, {"use_consolidated": use_consolidated})
-    if kind == "array":
-        raise ContainsArrayError(f"{_where(st, p)!r} is an array, not a group")
-    if mode in ("r", "r+"):
-        raise GroupNotFoundError(f"no group at {_where(st, p)!r} (mode {mode!r})")
+    if mode in ("w-", "x"):  # only whether a node exists matters: no metadata is loaded
+        kind = node_exists(st, p)
+        if kind is not None:
+            err = ContainsGroupError if kind == "group" else ContainsArrayError
+            raise err(f"a {kind} exists at {_where(st, p)!r} (mode {mode!r})")
+    elif mode != "w":
+        node = _open_existing(st, p, zarr_format, {"use_consolidated": use_consolidated})
+        if isinstance(node, Group):
+            return node
+        if node is not None:
+            raise ContainsArrayError(f"{_where(st, p)!r} is an array, not a group")
+        if mode in ("r", "r+"):
+            raise GroupNotFoundError(f"no group at {_where(st, p)!r} (mode {mode!r})")
     return create_group(
         st,
         p,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,9 +27,22 @@ from zarrflow.metadata import (
     load_node,
     parse_dtype,
 )
+from zarrflow.metadata.consolidated import probe_node_metadata
 from zarrflow.storage import Store, validate_key
 
-__all__ = ["DEFAULT", "auto_chunks", "create_array", "create_group", "node_exists", "open_node"]
+if TYPE_CHECKING:
+    from zarrflow.array import Array
+    from zarrflow.group import Group
+
+__all__ = [
+    "DEFAULT",
+    "auto_chunks",
+    "create_array",
+    "create_group",
+    "node_exists",
+    "open_node",
+    "probe_node",
+]
 
 #: the default compressor (zstd) — distinct from ``None``, which means "no compression"
 DEFAULT: Any = "default"
@@ -231,3 +244,53 @@ def open_node(
     if isinstance(meta, GroupMetadata):
         return Group(store, path, meta, consolidated=consolidated)
     return Array(store, path, meta, write_empty_chunks=write_empty_chunks)
+
+
+def probe_node(
+    store: Store,
+    path: str = "",
+    zarr_format: int | None = None,
+    *,
+    use_consolidated: bool = False,
+    write_empty_chunks: bool = False,
+) -> Array | Group | None:
+    """Open what lives at ``path`` from the fewest reads, or None when nothing does.
+
+    One request opens a v3 array or group (with its consolidated metadata
+    when ``use_consolidated``); a v2 node costs that request, unless
+    ``zarr_format=2``, and one ``get_many`` of its documents (and
+    ``.zmetadata``). See :func:`~zarrflow.metadata.consolidated.probe_node_metadata`.
+
+    Parameters
+    ----------
+    store
+        Where to look.
+    path
+        The node's path (``""`` for the root).
+    zarr_format
+        2 or 3 to look for one format only; None for either.
+    use_consolidated
+        Open a group from its consolidated metadata, when it has some.
+    write_empty_chunks
+        Passed to the :class:`~zarrflow.Array` opened.
+
+    Returns
+    -------
+    Array or Group or None
+
+    Examples
+    --------
+    >>> from zarrflow.storage import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = create_array(store, "a", shape=(4,), dtype="u1")
+    >>> probe_node(store, "a").shape, probe_node(store, "b") is None
+    ((4,), True)
+    """
+    path = normalize_path(path)
+    found = probe_node_metadata(store, path, zarr_format, consolidated=use_consolidated)
+    if found is None:
+        return None
+    meta, members = found
+    return open_node(
+        store, path, metadata=meta, consolidated=members, write_empty_chunks=write_empty_chunks
+    )

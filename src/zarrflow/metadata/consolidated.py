@@ -10,7 +10,8 @@ and zarr-python 3 keeps v3's in the root group's ``zarr.json``::
                               "metadata": {"a": {...}, "a/b": {...}}}
 
 Both read into one mapping: relative path -> node metadata, with the group
-that holds it under ``""``.
+that holds it under ``""``. :func:`probe_node_metadata` reads a node's own
+metadata and, for a group, its consolidated metadata in the same requests.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from zarrflow.errors import MetadataError, ReadOnlyError
 from zarrflow.metadata.group import GroupMetadata, NodeMetadata
-from zarrflow.metadata.json import load_json_object, where
+from zarrflow.metadata.json import json_loads, load_json_object, where
 from zarrflow.metadata.load import METADATA_NAMES, load_node, node_from_json, node_key
 from zarrflow.storage.keys import is_valid_key
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "parse_consolidated_v2",
     "parse_consolidated_v3",
+    "probe_node_metadata",
     "read_consolidated",
     "write_consolidated",
 ]
@@ -175,6 +177,109 @@ def read_consolidated(
     if "" not in nodes:
         nodes[""] = load_node(store, path, 2, node_type="group")
     return _with_root(nodes)
+
+
+def _load_zarr_json(store: Store, path: str, raw: bytes) -> dict[str, Any]:
+    """Decode a ``zarr.json`` document, naming its key and store when it is not JSON."""
+    key = node_key(path, "zarr.json")
+    try:
+        doc = json_loads(raw, key)
+    except MetadataError as e:
+        raise MetadataError(f"{key!r} in {store.url!r} is not JSON") from e
+    if not isinstance(doc, dict):
+        raise MetadataError(f"{key!r} in {store.url!r} is not JSON")
+    return doc
+
+
+def _split_root(nodes: dict[str, NodeMetadata]) -> tuple[NodeMetadata, dict[str, NodeMetadata]]:
+    """``(group metadata with consolidated set, members)`` from parsed consolidated metadata."""
+    nodes = _with_root(nodes)
+    return nodes.pop(""), nodes
+
+
+def _probe_v2(
+    store: Store, path: str, consolidated: bool
+) -> tuple[NodeMetadata, dict[str, NodeMetadata] | None] | None:
+    """The v2 node at ``path`` from one ``get_many`` (with ``.zmetadata`` if asked)."""
+    names = (*METADATA_NAMES[2], _ZMETADATA) if consolidated else METADATA_NAMES[2]
+    values = store.get_many([node_key(path, name) for name in names])
+    found = {name: value for name, value in zip(names, values, strict=True) if value is not None}
+    zmetadata = found.pop(_ZMETADATA, None)
+    nodes = None
+    if zmetadata is not None and ".zgroup" in found and ".zarray" not in found:
+        nodes = parse_consolidated_v2(load_json_object(zmetadata, node_key(path, _ZMETADATA)), path)
+        if "" in nodes:  # the group's own documents, as consolidated: not parsed again
+            return _split_root(nodes)
+    docs = {name: load_json_object(value, node_key(path, name)) for name, value in found.items()}
+    meta = node_from_json(docs, path, 2)
+    if meta is None:
+        return None
+    if nodes is None:
+        return meta, None
+    nodes[""] = meta
+    return _split_root(nodes)
+
+
+def probe_node_metadata(
+    store: Store, path: str = "", zarr_format: int | None = None, *, consolidated: bool = False
+) -> tuple[NodeMetadata, dict[str, NodeMetadata] | None] | None:
+    """Read the metadata of the node at ``path`` in as few requests as possible.
+
+    ``zarr.json`` is read first, alone (unless ``zarr_format=2``): a v3 array
+    or group, consolidated metadata included, costs that one request. Only
+    when it is missing are the v2 documents read, in one ``get_many``.
+
+    Parameters
+    ----------
+    store
+        Where to look.
+    path
+        The node's path (``""`` for the root).
+    zarr_format
+        2 or 3 to look for one format only; None for either (v3 first).
+    consolidated
+        Also return a group's consolidated metadata (v3 ``zarr.json``'s
+        ``consolidated_metadata``, v2 ``.zmetadata``, read in the same batch).
+
+    Returns
+    -------
+    tuple or None
+        ``(metadata, members)``: the node's metadata and, for a group with
+        consolidated metadata when ``consolidated`` is true, relative path ->
+        metadata of every node below (else None). None when there is no node.
+
+    Raises
+    ------
+    MetadataError
+        If a document is not valid JSON or not valid metadata (naming its key).
+
+    Examples
+    --------
+    >>> from zarrflow.storage import MemoryStore
+    >>> store = MemoryStore()
+    >>> root = GroupMetadata(3, consolidated={"g": GroupMetadata(3)})
+    >>> store.set("zarr.json", root.to_documents()["zarr.json"])
+    >>> meta, members = probe_node_metadata(store, consolidated=True)
+    >>> meta.node_type, sorted(members)
+    ('group', ['g'])
+    >>> probe_node_metadata(store, "missing") is None
+    True
+    """
+    path = path.strip("/")
+    if zarr_format not in (None, 2, 3):
+        raise MetadataError(f"zarr_format must be 2, 3 or None, got {zarr_format!r}")
+    if zarr_format != 2:
+        raw = store.get(node_key(path, "zarr.json"))
+        if raw is not None:
+            doc = _load_zarr_json(store, path, raw)
+            meta = node_from_json({"zarr.json": doc}, path, 3)
+            assert meta is not None  # node_from_json raises for a bad node_type
+            is_group = meta.node_type == "group"
+            nodes = parse_consolidated_v3(doc, path) if consolidated and is_group else None
+            return (meta, None) if nodes is None else _split_root(nodes)
+        if zarr_format == 3:
+            return None
+    return _probe_v2(store, path, consolidated)
 
 
 def _children(store: Store, path: str, groups: list[str], zarr_format: int) -> list[str]:
