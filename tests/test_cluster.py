@@ -14,6 +14,7 @@ import pytest
 
 import zarrflow as zf
 from zarrflow.storage import LocalStore
+from zarrflow.testing.barriers import ClusterBarrierStore
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
 
@@ -126,37 +127,9 @@ def test_distributed_locks_lose_nothing(client, tmp_path):
     np.testing.assert_array_equal(a[:], values)
 
 
-class _ClusterBarrierStore(LocalStore):
-    """A local store whose chunk reads wait until ``parties`` readers arrived (any process)."""
-
-    def __init__(self, root, parties: int, name: str) -> None:
-        super().__init__(root)
-        self.parties = parties
-        self.name = name
-
-    def get(self, key):
-        value = super().get(key)
-        if key.startswith("c/"):
-            from distributed import Event, Lock, Variable
-
-            with Lock(f"{self.name}-lock"):
-                counter = Variable(f"{self.name}-count")
-                n = counter.get() + 1
-                counter.set(n)
-            if n >= self.parties:
-                Event(self.name).set()
-            Event(self.name).wait(30)
-        return value
-
-    def __reduce__(self):
-        return (_ClusterBarrierStore, (self.root, self.parties, self.name))
-
-
 def test_without_locks_the_cluster_loses_updates(client, tmp_path):
     """The safety switched off: two workers read one chunk before either writes it."""
-    name = f"barrier-{uuid.uuid4().hex}"
-    __import__("distributed").Variable(f"{name}-count", client=client).set(0)
-    store = _ClusterBarrierStore(tmp_path / "nolock", 2, name)
+    store = ClusterBarrierStore.on(client, tmp_path / "nolock", 2)
     x, values = _interleaved(2, 2)
     a = zf.create(store, shape=values.shape, chunks=(3, 4), dtype="i4")
     with dask.config.set({"zarrflow.lock": "none"}):

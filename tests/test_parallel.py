@@ -15,6 +15,7 @@ from dask.highlevelgraph import HighLevelGraph
 import zarrflow as zf
 from conftest import CountingStore
 from zarrflow.storage import LocalStore, MemoryStore
+from zarrflow.testing.barriers import BarrierStore
 
 
 def seed(store, chunks=(10, 10), shape=(50, 40), dtype="int32"):
@@ -278,23 +279,10 @@ def test_to_zarr_lock_strategy_loses_nothing(tmp_path):
     np.testing.assert_array_equal(a[:], values)
 
 
-class _BarrierStore(MemoryStore):
-    def __init__(self, parties: int) -> None:
-        super().__init__()
-        self.barrier = threading.Barrier(parties, timeout=30)
-        self.armed = True
-
-    def get(self, key):
-        value = super().get(key)
-        if self.armed and key.startswith("c/"):
-            self.barrier.wait()
-        return value
-
-
 def test_to_zarr_without_locks_loses_updates():
     """The safety switched off: four blocks share one chunk and all read it first."""
     x, values = _interleaved(4, 1)
-    store = _BarrierStore(4)
+    store = BarrierStore(4)
     a = zf.create(store, shape=values.shape, chunks=(3, 4), dtype="i4")
     with dask.config.set({"zarrflow.lock": "none", "num_workers": 4}):
         zf.to_zarr(x, a, strategy="lock", scheduler="threads")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import cloudpickle
@@ -24,6 +22,7 @@ from zarrflow.codecs import ChunkSpec, CodecPipeline, ShardingCodec, coalesce_ra
 from zarrflow.codecs.sharding import MISSING
 from zarrflow.parallel.dask_read import sharded_block_shape
 from zarrflow.storage import LocalStore, MemoryStore, RangeByteRequest, SuffixByteRequest
+from zarrflow.testing.barriers import BarrierStore, ClusterBarrierStore
 
 zarr = pytest.importorskip("zarr")
 ts = pytest.importorskip("tensorstore")
@@ -360,23 +359,10 @@ def test_partial_shard_writes_from_threads_lose_nothing(tmp_path):
     np.testing.assert_array_equal(b[:], values)
 
 
-class _BarrierStore(MemoryStore):
-    def __init__(self, parties: int) -> None:
-        super().__init__()
-        self.barrier = threading.Barrier(parties, timeout=30)
-        self.armed = True
-
-    def get(self, key):
-        value = super().get(key)
-        if self.armed and key.startswith("c/"):
-            self.barrier.wait()
-        return value
-
-
 def test_without_locks_partial_shard_writes_lose_updates():
     """The safety switched off: four blocks share one shard and all read it first."""
     values = np.arange(1, 5, dtype="i4")[None, :].repeat(3, 0)
-    store = _BarrierStore(4)
+    store = BarrierStore(4)
     a = zf.create(store, shape=values.shape, chunks=(3, 1), shards=(3, 4), dtype="i4")
     with dask.config.set({"zarrflow.lock": "none", "num_workers": 4}):
         zf.to_zarr(da.from_array(values, chunks=(3, 1)), a, strategy="lock", scheduler="threads")
@@ -394,35 +380,8 @@ def test_distributed_shard_locks_lose_nothing(client, tmp_path):
     np.testing.assert_array_equal(a[:], values)
 
 
-class _ClusterBarrierStore(LocalStore):
-    """Shard reads wait until ``parties`` readers arrived, in any worker process."""
-
-    def __init__(self, root, parties: int, name: str) -> None:
-        super().__init__(root)
-        self.parties, self.name = parties, name
-
-    def get(self, key):
-        value = super().get(key)
-        if key.startswith("c/"):
-            from distributed import Event, Lock, Variable
-
-            with Lock(f"{self.name}-lock"):
-                counter = Variable(f"{self.name}-count")
-                n = counter.get() + 1
-                counter.set(n)
-            if n >= self.parties:
-                Event(self.name).set()
-            Event(self.name).wait(30)
-        return value
-
-    def __reduce__(self):
-        return (_ClusterBarrierStore, (self.root, self.parties, self.name))
-
-
 def test_without_locks_the_cluster_loses_shard_updates(client, tmp_path):
-    name = f"barrier-{uuid.uuid4().hex}"
-    __import__("distributed").Variable(f"{name}-count", client=client).set(0)
-    store = _ClusterBarrierStore(tmp_path / "nolock", 2, name)
+    store = ClusterBarrierStore.on(client, tmp_path / "nolock", 2)
     values = np.arange(1, 5, dtype="i4")[None, :].repeat(3, 0)
     a = zf.create(store, shape=values.shape, chunks=(3, 1), shards=(3, 4), dtype="i4")
     with dask.config.set({"zarrflow.lock": "none"}):
