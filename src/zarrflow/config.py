@@ -37,6 +37,14 @@ DEFAULTS: dict = {
         # s3fs's own retry loops are off, so these bound every request; see
         # zarrflow.storage.remote for how the loops compose when they are on.
         "retries": {"attempts": 5, "backoff": 0.1, "max_backoff": 5.0, "max_time": 60.0},
+        # sharded arrays: inner chunks of one shard closer than this many bytes are
+        # fetched by one ranged request (None: 64 KiB locally, 1 MiB on remote stores)
+        "shard_coalesce_gap": None,
+        # a stream / map task over a sharded array groups about this many bytes of
+        # inner chunks of one shard (its index fetched once)
+        "shard_group_bytes": 16 * 2**20,
+        # to_dask reads whole shards per task up to this size, inner chunks above it
+        "shard_task_bytes": 64 * 2**20,
     }
 }
 
