@@ -9,15 +9,25 @@ page-cache file reads or writes, numpy memcpy. Every reader reads the same
 files (written by zarrflow); every writer writes its own copy of the same
 array, checked afterwards.
 
-Run: ``python benchmarks/bench_local.py [--quick] [--repeat N]``
+For ``small-chunks`` the read table also has ``a.to_dask().compute()`` and two
+floors for zstd: python-zstandard decoding every chunk with one reused context
+(what zarrflow's codec costs), and that decode plus the minimal
+open/read/close of each file, on one thread with no placement — what is left
+between them and ``a[:]`` under the sync scheduler is zarrflow's own overhead.
+
+Run: ``python benchmarks/bench_local.py [--quick] [--repeat N] [--workload NAME]``
+(``--workload small-chunks`` runs only that one).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from collections.abc import Callable
 
 import numpy as np
+import zstandard
 
 import zarrflow as zf
 from common import (
@@ -29,6 +39,7 @@ from common import (
     Threads,
     Workload,
     check_equal,
+    chunk_paths,
     large_workloads,
     optional,
     parse_args,
@@ -49,6 +60,7 @@ ZF_SYNC = "zarrflow `a[:]`, scheduler=sync"
 ZF_SET = "zarrflow `a[:] = x`"
 ZARR_READ = "zarr-python `arr[:]`"
 ZF_SET_SYNC = "zarrflow `a[:] = x`, scheduler=sync"
+ZF_DASK = "zarrflow `a.to_dask().compute()`"
 GRAPH_THREADS = f"{CORES} (Dask threads)"
 
 
@@ -119,23 +131,75 @@ def bench_read(
         check_equal("tensorstore read", t.read().result(), data)
         cases["tensorstore `read()`"] = Case(lambda: t.read().result(), "own pools")
         cases["tensorstore `read()`, 1 thread"] = Case(lambda: t1.read().result(), 1, ZF_SYNC)
+    if wl is SMALL_CHUNKS:
+        d = a.to_dask()
+        check_equal("zarrflow to_dask", d.compute(), data)
+        cases[ZF_DASK] = Case(lambda: d.compute(scheduler="threads"), GRAPH_THREADS)
+        cases.update(zstd_floors(a, path))
     cases.update(read_ceilings(wl, a, path, pools, ZF_SYNC))
     return run_table(f"read — {wl.title}", wl.nbytes, wl.nchunks, cases, repeat)
 
 
+def zstd_floors(a, path: str) -> dict[str, Case]:
+    """One thread, no placement: zstd decode with a reused context, then with file reads too."""
+    paths = chunk_paths(a, path)
+    encoded = [_read_hinted(p) for p in paths]
+    dctx = zstandard.ZstdDecompressor()
+    size = a.dtype.itemsize * int(np.prod(a.chunks))
+
+    def decode() -> None:
+        for data in encoded:
+            dctx.decompress(data, max_output_size=size)
+
+    def read_and_decode() -> None:
+        for p in paths:
+            dctx.decompress(_read_hinted(p), max_output_size=size)
+
+    return {
+        "floor: zstd decode, reused context": Case(decode, 1, ZF_SYNC),
+        "floor: open/read/close + zstd decode": Case(read_and_decode, 1, ZF_SYNC),
+    }
+
+
+def _read_hinted(path: str, limit: int = 1 << 20) -> bytes:
+    """open, one read, close: the fewest system calls that read a small file."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
+def _workload_arg() -> str:
+    """``--workload`` (all, large or small-chunks), taken off the command line for parse_args."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--workload", choices=["all", "large", "small-chunks"], default="all")
+    known, rest = p.parse_known_args()
+    if "-h" in rest or "--help" in rest:
+        print("extra option: --workload {all,large,small-chunks}  run only these workloads")
+    sys.argv[1:] = rest
+    return known.workload
+
+
 def main() -> None:
+    only = _workload_arg()
     args = parse_args(__doc__)
     print_header("bench_local.py", args)
     peers = {"zarr": optional("zarr"), "tensorstore": optional("tensorstore")}
     goals = Goals()
+    workloads = {
+        "all": [*large_workloads(args.quick), SMALL_CHUNKS],
+        "large": large_workloads(args.quick),
+        "small-chunks": [SMALL_CHUNKS],
+    }[only]
     with scratch_dir() as root, thread_pools(CORES, 1) as pools:
-        for wl in [*large_workloads(args.quick), SMALL_CHUNKS]:
+        for wl in workloads:
             data = wl.data()
             bench_write(root, wl, data, peers, pools, args.repeat).print()
             read = bench_read(root, wl, data, peers, pools, args.repeat)
             read.print()
             if wl is SMALL_CHUNKS:
-                for label in (ZF, ZF_SYNC):
+                for label in (ZF, ZF_SYNC, ZF_DASK):
                     us = read.timing(label).us_per(wl.nchunks)
                     goals.at_most(f"small-chunks {label} per chunk", us, 20.0, "µs/chunk")
             elif peers["zarr"]:

@@ -285,3 +285,146 @@ def test_without_locks_partial_writes_do_lose_updates():
     got = a[:].ravel().tolist()
     assert got != [1, 2, 3, 4]  # every writer read zeros: all but one update lost
     assert sum(v != 0 for v in got) == 1
+
+
+# -- the local read path: trusted keys, no fstat, batched decoding ------------------------------
+
+FAST_RETRIES = {"zarrflow.retries": {"attempts": 4, "backoff": 0.001, "max_backoff": 0.002}}
+
+
+def _sparse_local(tmp_path, zarr_format=3, compressor="zstd"):
+    """A float array on local files with NaN fill, edge chunks, missing chunks and rows."""
+    url = str(tmp_path / "sparse.zarr")
+    a = make(url, zarr_format, shape=(37, 45), chunks=(4, 5), dtype="f4", fill_value=np.nan,
+             compressor=compressor)  # fmt: skip
+    data = np.random.default_rng(1).random((37, 45), dtype="f4")
+    model = np.full((37, 45), np.nan, "f4")
+    for region in [(slice(0, 8),), (slice(20, 37), slice(10, 31)), (slice(9, 10), slice(44, 45))]:
+        a[region] = model[region] = data[region]
+    return zf.open(url, mode="r"), model
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+@pytest.mark.parametrize("compressor", ["zstd", "gzip", None])
+def test_local_reads_match_numpy_for_every_selection_kind(
+    tmp_path, zarr_format, compressor, scheduler
+):
+    a, model = _sparse_local(tmp_path, zarr_format, compressor)
+    assert a._io._local is not None  # the fast path is the one under test
+    mask = np.random.default_rng(2).random((37, 45)) < 0.3
+    cases = [
+        (lambda: a[...], model),
+        (lambda: a[::-3, 7], model[::-3, 7]),
+        (lambda: a[None, 3:30, ...], model[None, 3:30, ...]),
+        (lambda: a[-1, -1], model[-1, -1]),
+        (lambda: a.oindex[[36, 1, 5], 2::4], model[[36, 1, 5], 2::4]),
+        (lambda: a.vindex[[0, 36, 20, 9], [44, 0, 3, 44]], model[[0, 36, 20, 9], [44, 0, 3, 44]]),
+        (lambda: a.vindex[mask], model[mask]),
+        (lambda: a.to_dask(chunks_per_task=7).compute(), model),
+    ]
+    with dask.config.set({"scheduler": scheduler, "zarrflow.inline_chunks": 2}):
+        for read, expected in cases:
+            np.testing.assert_array_equal(read(), expected)
+
+
+def test_local_fast_read_retries_transient_errors(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    a, model = _sparse_local(tmp_path)
+    real_open, failures = os.open, []
+
+    def flaky_open(path, *args, **kwargs):
+        if f"{os.sep}c{os.sep}" in str(path) and len(failures) < 3:
+            failures.append(path)
+            raise OSError(errno.EAGAIN, "try again")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", flaky_open)
+    with dask.config.set(FAST_RETRIES):
+        np.testing.assert_array_equal(a[...], model)
+    assert len(failures) == 3
+
+
+def test_local_fast_read_passes_permanent_errors_naming_the_key(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    a, _ = _sparse_local(tmp_path)
+    key = a.chunk_key((1, 2))
+    real_open, tries = os.open, []
+
+    def denied(path, *args, **kwargs):
+        if str(path).endswith(key.replace("/", os.sep)):
+            tries.append(path)
+            raise PermissionError(errno.EACCES, "denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
+    with dask.config.set(FAST_RETRIES), pytest.raises(zf.StoreError, match=key):
+        a[...]
+    assert len(tries) == 1
+
+
+def test_a_short_local_read_is_read_again_before_calling_the_chunk_corrupt(tmp_path, monkeypatch):
+    import os
+
+    a, model = _sparse_local(tmp_path)
+    real_read, cut = os.read, []
+
+    def short_read(fd, n):
+        data = real_read(fd, n)
+        if not cut and len(data) > 8:  # one chunk comes back cut short, once
+            cut.append(len(data))
+            return data[:-5]
+        return data
+
+    monkeypatch.setattr(os, "read", short_read)
+    np.testing.assert_array_equal(a[...], model)
+    assert cut
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_corrupt_local_chunk_among_many_names_its_key(tmp_path, scheduler):
+    url = str(tmp_path / "many.zarr")
+    a = make(url, shape=(64, 64), chunks=(4, 4), dtype="u1")
+    a[:] = np.arange(64 * 64).reshape(64, 64).astype("u1")
+    key = a.chunk_key((9, 11))
+    path = tmp_path / "many.zarr" / key
+    path.write_bytes(path.read_bytes()[:-3])
+    with dask.config.set(scheduler=scheduler), pytest.raises(zf.CorruptChunkError) as err:
+        a[:]
+    assert key in str(err.value) and a.name in str(err.value)
+
+
+def test_local_fast_path_is_kept_only_for_plain_local_stores(tmp_path):
+    from zarrflow.storage.readonly import ReadOnlyStore
+    from zarrflow.testing.faults import FaultyStore
+
+    url = str(tmp_path / "kinds.zarr")
+    make(url)[:] = 1
+    store = LocalStore(url)
+    assert zf.open(store)._io._local == store
+    assert zf.open(ReadOnlyStore(store))._io._local == store
+    assert zf.open(FaultyStore(store))._io._local is None  # faults must reach every read
+    assert make(MemoryStore())._io._local is None
+
+
+@pytest.mark.parametrize("compressor", ["zstd", "gzip"])
+def test_local_reads_of_large_chunks_hold_few_chunks_at_once(tmp_path, compressor):
+    import tracemalloc
+
+    url = str(tmp_path / "large.zarr")
+    a = make(url, shape=(2048, 2048), chunks=(256, 256), dtype="f4", compressor=compressor)
+    data = np.random.default_rng(3).random((2048, 2048), dtype="f4")  # barely compressible
+    a[:] = data
+    chunk_bytes = 256 * 256 * 4
+    with dask.config.set(scheduler="sync"):
+        tracemalloc.start()
+        try:
+            got = a[:]
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    np.testing.assert_array_equal(got, data)
+    assert peak - got.nbytes < 16 * chunk_bytes, peak / chunk_bytes  # not all 64 chunks at once

@@ -315,6 +315,25 @@ def test_wrong_decoded_size_raises(build, dtype, detects):
         p.decode(other, out=np.empty(SHAPE, p.dtype))
 
 
+@pytest.mark.parametrize(("build", "dtype", "detects"), CASES)
+def test_decode_many_matches_decode(build, dtype, detects):
+    p = build(dtype)
+    chunk = make_chunk(dtype, SHAPE)
+    data = p.encode(chunk)
+    got = p.decode_many([data, None, memoryview(data), data])
+    assert got[1] is None and len(got) == 4
+    for decoded in (got[0], got[2], got[3]):
+        assert decoded.shape == SHAPE and decoded.dtype == p.dtype
+        np.testing.assert_array_equal(decoded, chunk)
+    assert p.decode_many([]) == [] and p.decode_many([None]) == [None]
+    other = build(dtype, (SHAPE[0], SHAPE[1] - 1)).encode(
+        make_chunk(dtype, (SHAPE[0], SHAPE[1] - 1))
+    )
+    for bad in (data[: len(data) // 2], b"", other):
+        with pytest.raises(CorruptChunkError):
+            p.decode_many([data, bad, None])
+
+
 def _bombs():
     zeros = np.zeros(8 << 20, "u1")
     bombs = {
@@ -479,6 +498,43 @@ def test_common_case_decodes_straight_into_out(fmt):
     assert p.decode(data, out=out) is out
     assert spy.outs[-1] is out
     np.testing.assert_array_equal(out, chunk)
+
+
+@pytest.mark.parametrize(
+    ("compressor", "shape", "batched"),
+    [
+        ({"id": "zstd", "level": 3}, (64, 64), True),
+        ({"id": "zstd", "level": 3, "checksum": True}, (10, 10), True),
+        ({"id": "zstd", "level": 3}, (1024, 1024), False),  # large: straight into out instead
+        ({"id": "gzip", "level": 1}, (64, 64), False),
+        ({"id": "blosc", "cname": "lz4"}, (64, 64), False),
+        (None, (64, 64), False),
+    ],
+)
+def test_small_zstd_chunks_decode_in_batches(compressor, shape, batched):
+    p = CodecPipeline.from_v2(compressor, None, "<f4", "C", shape)
+    assert p.decodes_in_batches is batched
+    chunks = [np.random.default_rng(i).random(shape, dtype="f4") for i in range(5)]
+    data = [p.encode(c) for c in chunks]
+    if compressor is not None:  # what is stored is what numcodecs reads
+        plain = numcodecs.get_codec(compressor).decode(data[0])
+        np.testing.assert_array_equal(np.frombuffer(plain, "<f4"), chunks[0].ravel())
+    for got, chunk in zip(p.decode_many(data), chunks, strict=True):
+        np.testing.assert_array_equal(got, chunk)
+
+
+def test_batched_zstd_decode_refuses_a_bomb_without_allocating():
+    p = CodecPipeline.from_v2({"id": "zstd", "level": 3}, None, "u1", "C", (64, 64))
+    assert p.decodes_in_batches
+    good = p.encode(make_chunk("u1", (64, 64)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptChunkError, match="4096"):
+            p.decode_many([good, BOMBS["zstd"]])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
 
 
 class _FastSpy:

@@ -461,3 +461,45 @@ def test_docstring_examples(module: str) -> None:
     mod = importlib.import_module("zarrflow.indexing" + module)
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
+
+
+def _reference_basic_projections(indexer: BasicIndexer, selection: Any) -> list:
+    """The projections built the slow, obvious way: one per combination of axis projections."""
+    from zarrflow.indexing import replace_ellipsis
+
+    slots, dims = [], iter(indexer.dim_indexers)
+    for s in replace_ellipsis(selection, indexer.array_shape):
+        slots.append([None] if s is None else list(next(dims)))
+    out = []
+    for combo in itertools.product(*slots):
+        axes = [d for d in combo if d is not None]
+        coords = tuple(d.dim_chunk_ix for d in axes)
+        chunk_sel = tuple(d.dim_chunk_sel for d in axes)
+        out_sel = tuple(
+            0 if d is None else d.dim_out_sel
+            for d in combo
+            if d is None or d.dim_out_sel is not None
+        )
+        complete = all(d.is_complete_chunk for d in axes)
+        out.append(ChunkProjection(coords, chunk_sel, out_sel, complete))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("selection", "shape", "chunks"),
+    [
+        (Ellipsis, (9, 7), (2, 3)),
+        ((slice(None, None, -2), 3, None, Ellipsis), (9, 7, 5), (2, 3, 4)),
+        ((None, 4, slice(1, 6, 2)), (9, 7), (4, 4)),
+        ((slice(3, 3),), (9, 7), (2, 3)),
+        ((), (), ()),
+        ((2, -1), (9, 7), (2, 3)),
+    ],
+)
+def test_basic_projections_are_the_product_of_the_axes(selection, shape, chunks):
+    idx = BasicIndexer(selection, shape, chunks)
+    first, second = list(idx), list(idx)  # iterable more than once
+    assert first == second == _reference_basic_projections(idx, selection)
+    assert len(first) == idx.nchunks
+    assert all(type(p) is ChunkProjection for p in first)
+    assert all(type(f) is tuple for p in first for f in p[:2])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import uuid
 from typing import Any
 
@@ -265,6 +266,25 @@ def test_coordinate_and_mask_read_and_write_match_numpy(spec, data):
     a.vindex[mask] = value
     model[mask] = value
     assert_like(a[...], model)
+
+
+@SETTINGS
+@given(spec=array_specs(), data=st.data())
+def test_reads_from_local_files_match_numpy(spec, data):
+    """The local read path (trusted keys, reads without fstat, batched zstd decoding)."""
+    with tempfile.TemporaryDirectory() as root:
+        a = zf.create(os.path.join(root, "a.zarr"), **spec)
+        model = np.full(spec["shape"], fill_of(spec), dtype=spec["dtype"])
+        wsel = data.draw(basic_selections(spec["shape"]), label="written")
+        value = data.draw(values(spec["dtype"], np.shape(model[wsel])), label="value")
+        a[wsel] = value  # the rest of the chunks (and rows of them) are never written
+        model[wsel] = value
+        a = zf.open(a.store, mode="r")
+        sel = data.draw(basic_selections(spec["shape"]), label="selection")
+        assert_like(a[sel], np.asarray(model[sel]))
+        points = data.draw(coordinate_selections(spec["shape"]), label="points")
+        assert_like(a.vindex[points], model[points])
+        assert_like(a[...], model)
 
 
 @SETTINGS

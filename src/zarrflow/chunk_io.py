@@ -10,6 +10,12 @@ Chunks are read and written through :func:`~zarrflow.storage.retrying.with_retri
 a transient storage failure is retried (``zarrflow.retries``) by the store or,
 for stores that do not retry, here — whichever operation asked for the chunk.
 
+Reading many chunks (:meth:`ChunkIO.read_into`) goes in batches: fetch a
+batch of keys (from a LocalStore: straight from its files, keys checked once
+per array, small files read without an ``fstat``), decode the batch (small
+zstd chunks in one codec call, which also releases the GIL once per batch
+rather than once per chunk), then copy each chunk's part into the result.
+
 For a sharded array (``metadata.inner_chunks`` set), ``ChunkIO(...)`` builds
 a :class:`~zarrflow.shard_io.ShardIO` instead: the same interface over
 shards, reading and writing them by inner chunk with ranged requests.
@@ -18,6 +24,7 @@ shards, reading and writing them by inner chunk with ranged requests.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 
 import dask
@@ -35,14 +42,23 @@ from zarrflow.errors import (
 from zarrflow.indexing import ChunkProjection
 from zarrflow.parallel.locks import chunk_lock
 from zarrflow.storage import Store
-from zarrflow.storage.retrying import with_retries
+from zarrflow.storage.failures import failure_kind
+from zarrflow.storage.keys import is_valid_key
+from zarrflow.storage.local import LocalStore
+from zarrflow.storage.readonly import ReadOnlyStore
+from zarrflow.storage.retrying import RetryingStore, with_retries
 
 __all__ = ["ChunkIO"]
 
 #: encoded bytes one batch of remote chunk writes may hold
 _BATCH_BYTES = 64 * 2**20
-#: chunks a local read fetches in one get_many
+#: at most this many chunks in one local get_many or one batched decode
 _LOCAL_BATCH = 256
+#: and at most about this many bytes (of decoded chunks): memory freed by one
+#: batch is reused by the next, instead of fresh pages faulted in for each
+_READ_BATCH_BYTES = 2**20
+#: chunks up to this size are read from local files with one read() and no fstat()
+_HINTED_READ_BYTES = 128 * 2**10
 
 
 def _fill_scalar(metadata) -> np.generic:
@@ -51,6 +67,13 @@ def _fill_scalar(metadata) -> np.generic:
     if fv is None:
         return np.zeros((), dtype=metadata.dtype)[()]
     return np.asarray(fv, dtype=metadata.dtype)[()]
+
+
+def _local_store(store: Store) -> LocalStore | None:
+    """The LocalStore under the chunk layer's retry and read-only wrappers, if that is all."""
+    while type(store) in (RetryingStore, ReadOnlyStore):  # reads pass straight through both
+        store = store.inner  # type: ignore[attr-defined]
+    return store if type(store) is LocalStore else None
 
 
 def _batched(items: Iterable, n: int) -> Iterable[list]:
@@ -72,7 +95,11 @@ class ChunkIO:
     """
 
     __slots__ = (
+        "_decode_batch",
         "_fill_is_nan",
+        "_local",
+        "_read_batch",
+        "_size_hint",
         "chunk_shape",
         "dtype",
         "fill",
@@ -105,6 +132,25 @@ class ChunkIO:
         self._fill_is_nan = self.dtype.kind in "fc" and bool(np.isnan(self.fill))
         self.write_empty_chunks = write_empty_chunks
         self.name = f"{store.url.rstrip('/')}/{path}" if path else store.url
+        self._plan_reads()
+
+    def _plan_reads(self) -> None:
+        """How local chunks are fetched and decoded, worked out once.
+
+        A chunk key is the array's prefix followed by digits and separators,
+        so one valid key vouches for every key of the array: reads from a
+        LocalStore then skip the per-key check (``get_many_trusted``). Small
+        chunks are read without an ``fstat`` (``_size_hint``). Local chunks are
+        fetched, and decoded when the pipeline can, in batches of about
+        ``_READ_BATCH_BYTES``.
+        """
+        local = _local_store(self.store)
+        first_key = self.key((0,) * len(self.chunk_shape))
+        self._local = local if local is not None and is_valid_key(first_key) else None
+        nbytes = math.prod(self.chunk_shape) * self.dtype.itemsize
+        self._size_hint = nbytes + nbytes // 8 + 4096 if nbytes <= _HINTED_READ_BYTES else None
+        self._read_batch = max(1, min(_LOCAL_BATCH, _READ_BATCH_BYTES // max(nbytes, 1)))
+        self._decode_batch = self._read_batch if self.pipeline.decodes_in_batches else 0
 
     # keys -----------------------------------------------------------------------
     def key(self, coords: Sequence[int]) -> str:
@@ -146,19 +192,82 @@ class ChunkIO:
     ) -> None:
         """Fill ``out`` from the chunks the projections name (sequentially)."""
         target = out.reshape(-1) if flat else out
-        scratch = np.empty(self.chunk_shape, dtype=self.dtype)
+        scratch = np.empty(self.chunk_shape, dtype=self.dtype)  # one for the whole call
         if self.store.is_remote:  # one batched fetch overlaps the requests
             projections = list(projections)
             values = self.store.get_many([self.key(p.chunk_coords) for p in projections])
-            for p, data in zip(projections, values, strict=True):
-                self.place(target, p, data, scratch)
+            self._place_many(target, projections, values, scratch)
             return
-        # batches of keys: a store may answer a batch faster (LocalStore: one stat
-        # for a directory of chunks never written), and the bytes held stay bounded
-        get_many, place, key = self.store.get_many, self.place, self.key
-        for batch in _batched(projections, _LOCAL_BATCH):
-            for p, data in zip(batch, get_many([key(p.chunk_coords) for p in batch]), strict=True):
-                place(target, p, data, scratch)
+        # batches of keys: a store may answer a batch faster (LocalStore: one failed
+        # open and one stat for a directory of chunks never written), and the bytes
+        # held stay bounded
+        fetch, key = self._fetch_local, self.key
+        for batch in _batched(projections, self._read_batch):
+            values = fetch([key(p.chunk_coords) for p in batch])
+            self._place_many(target, batch, values, scratch)
+
+    def _fetch_local(self, keys: list[str]) -> list[bytes | None]:
+        """``store.get_many(keys)``, straight from a LocalStore's files when it is one.
+
+        A transient failure of the fast read is retried key by key through the
+        retrying store, as ``RetryingStore.get_many`` does for its own batches.
+        """
+        local = self._local
+        if local is None:
+            return self.store.get_many(keys)
+        try:
+            return local.get_many_trusted(keys, self._size_hint)
+        except Exception as exc:
+            if failure_kind(exc) != "transient":
+                raise
+            return [self.store.get(k) for k in keys]
+
+    def _place_many(
+        self,
+        target: np.ndarray,
+        projections: list[ChunkProjection],
+        values: list,
+        scratch: np.ndarray,
+    ) -> None:
+        """Decode fetched chunks (None for missing ones) into their places in ``target``."""
+        n = self._decode_batch
+        if not n:
+            self._place_each(target, projections, values, scratch)
+            return
+        decode_many, fill = self.pipeline.decode_many, self.fill
+        for i in range(0, len(projections), n):
+            batch, data = projections[i : i + n], values[i : i + n]
+            try:
+                chunks = decode_many(data)
+            except CodecError:  # one of them is corrupt: find it, and name its key
+                self._place_each(target, batch, data, scratch)
+                continue
+            for p, chunk in zip(batch, chunks, strict=True):
+                if chunk is None:
+                    target[p.out_selection] = fill
+                else:
+                    target[p.out_selection] = chunk[p.chunk_selection]
+
+    def _place_each(
+        self,
+        target: np.ndarray,
+        projections: list[ChunkProjection],
+        values: list,
+        scratch: np.ndarray,
+    ) -> None:
+        """:meth:`place` chunk by chunk; a chunk that cannot be decoded is read again first.
+
+        The fast local read takes a short read for the end of the file; before
+        a chunk read that way is called corrupt, it is read again in full.
+        """
+        reread = self._local is not None and self._size_hint is not None
+        for p, data in zip(projections, values, strict=True):
+            try:
+                self.place(target, p, data, scratch)
+            except CorruptChunkError:
+                if not reread:
+                    raise
+                self.place(target, p, self.store.get(self.key(p.chunk_coords)), scratch)
 
     def place(self, target: np.ndarray, p: ChunkProjection, data, scratch=None) -> None:
         """Decode one fetched chunk (or None) into its place in ``target``."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import bz2
 import lzma
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from math import ceil, prod
 from typing import Any
 
@@ -365,6 +365,23 @@ class NumcodecsBytesCodec(BytesBytesCodec):
             raise CorruptChunkError(
                 f"{self.name}: cannot decode {len(data)} bytes into the expected {out.nbytes}: {e}"
             ) from e
+
+    def batch_decoder(self, decoded_size: int) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
+        """Batches of small zstd chunks in one call (see :meth:`FastZstd.decompress_many`)."""
+        fast = self._fast
+        if fast is None or not 0 < decoded_size < _FAST_ZSTD_LIMIT:
+            return None
+        if not zstd_fast.batches_available():  # pragma: no cover - an older python-zstandard
+            return None
+        name = self.name
+
+        def decode_many(values: Sequence[Any]) -> Sequence[Any]:
+            try:
+                return fast.decompress_many(values, decoded_size)
+            except Exception as e:
+                raise CorruptChunkError(f"{name}: {e} (expected {decoded_size} bytes each)") from e
+
+        return decode_many
 
     def __repr__(self) -> str:
         return f"NumcodecsBytesCodec({self.codec!r})"

@@ -15,7 +15,7 @@ The registry maps a v3 codec name to its kind and a factory
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from math import prod
 from typing import Any, ClassVar, Literal
@@ -132,6 +132,17 @@ class BytesBytesCodec(ABC):
     def decode_into(self, data: Any, out: np.ndarray) -> None:
         """Decode into the C-contiguous ``out``, whose nbytes is the exact size."""
         raise NotImplementedError(f"{self.name} cannot decode into a buffer")
+
+    def batch_decoder(self, decoded_size: int) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
+        """A function decoding many values of ``decoded_size`` bytes each in one call, or None.
+
+        The function takes a list of encoded values and returns one buffer of
+        exactly ``decoded_size`` bytes per value, or raises
+        :class:`~zarrflow.errors.CorruptChunkError` if any of them is not
+        such a value. Stages without a faster way than one :meth:`decode`
+        per value return None.
+        """
+        return None
 
 
 Stage = ArrayArrayCodec | ArrayBytesCodec | BytesBytesCodec

@@ -28,7 +28,8 @@ write then need not read the old chunk. The array layer must:
 * read a complete chunk straight into the result only when
   ``view = out[out_selection]`` is C-contiguous with ``view.shape == chunks``
   (so never for an edge chunk or a reversed slice): decode into ``view``.
-  Otherwise decode into a scratch chunk and copy ``chunk[chunk_selection]``.
+  Otherwise decode into a scratch chunk (or, for a batch of small chunks, the
+  codec's own buffer) and copy ``chunk[chunk_selection]``.
 * read-modify-write every incomplete chunk (a missing stored chunk reads as
   the fill value).
 """
