@@ -2,26 +2,46 @@
 
 ``seed``: sequential against parallel ``chunk_stream`` at concurrency 2, 4 and
 8, ordered and unordered, each chunk going through a numpy reduction in the
-consumer; ``parallel_chunk_map`` running the same reduction inside the tasks;
-and the same walk with the peers (zarr-python and tensorstore, chunk by
-chunk) and with one full read. ``stream-memory``: the peak resident memory of
-streaming the ``large`` array (256 chunks of 1 MiB) against reading it all,
-each case in a fresh interpreter.
+consumer; the same streams forced onto Dask tasks
+(``zarrflow.stream_inline_seconds=0``: a stream this short otherwise stays in
+the caller's thread); ``parallel_chunk_map`` running the same reduction inside
+the tasks; the ceiling of two threads of our own reading and reducing with no
+hand-off at all; and the same walk with the peers (zarr-python and
+tensorstore, chunk by chunk) and with one full read. ``latency``: the seed
+walk behind a store that waits 5 ms before every read (an object store's
+round trip). ``large stream``: the same walk over the ``large`` array (1 MiB
+chunks, milliseconds of decoding each), long enough to go parallel.
+``stream-memory``: the peak resident memory of streaming the ``large`` array
+(256 chunks of 1 MiB) against reading it all, each case in a fresh
+interpreter.
 
-Run: ``python benchmarks/bench_stream.py [--quick] [--repeat N]``
+``--baseline SRC`` adds a before/after table: the seed and latency walks run
+in fresh interpreters that import zarrflow from ``SRC`` (another checkout's
+``src``, e.g. ``git worktree add /tmp/before HEAD~1``) and from this one,
+alternating, in the same run on the same data.
+
+Run: ``python benchmarks/bench_stream.py [--quick] [--repeat N] [--baseline SRC]``
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import dask
 import numpy as np
 
 import zarrflow as zf
 from common import (
+    CORES,
     LARGE_ZSTD,
     MB,
     QUICK_LARGE_SHAPE,
@@ -32,6 +52,7 @@ from common import (
     TracedPeak,
     chunk_slices,
     markdown_table,
+    measure_all,
     optional,
     parse_args,
     print_header,
@@ -41,10 +62,14 @@ from common import (
     ts_array,
     zarr_array,
 )
+from zarrflow.parallel.stream import ReadChunk
+from zarrflow.storage import Store
 
 SEQUENTIAL = "`chunk_stream()` (sequential)"
 SEED_REPEAT_FACTOR = 3  # the seed walk takes milliseconds: more repetitions cost little
 MEMORY_RUNS = 3  # fresh interpreters per memory case
+LATENCY = 0.005  # seconds before every read of the latency walk
+ON_TASKS = {"zarrflow.stream_inline_seconds": 0}  # no stream stays in the caller's thread
 
 
 def process(chunk: np.ndarray) -> float:
@@ -66,17 +91,47 @@ def process_regions(data: np.ndarray, regions: Iterable[tuple[slice, ...]]) -> f
     return sum(process(data[r]) for r in regions)
 
 
+def on_tasks(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` with every stream forced onto Dask tasks, however short."""
+
+    def run() -> object:
+        with dask.config.set(ON_TASKS):
+            return fn()
+
+    return run
+
+
+class NoHandOff:
+    """The ceiling: ``CORES`` threads of our own, each reading and reducing its share of chunks.
+
+    The same per-chunk work as the streams (``ReadChunk``), on threads started
+    once, with one hand-off per thread per walk instead of one per batch.
+    """
+
+    def __init__(self, a: zf.Array) -> None:
+        work, grid = ReadChunk(a), list(np.ndindex(*a.chunk_grid_shape))
+        self.parts = [[(work, i) for i in grid[k::CORES]] for k in range(CORES)]
+        self.pool = ThreadPoolExecutor(CORES)
+
+    @staticmethod
+    def _part(items: list) -> float:
+        return sum(process(work(i)) for work, i in items)
+
+    def __call__(self) -> float:
+        return sum(self.pool.map(self._part, self.parts))
+
+
 def stream_cases(a: zf.Array, peers: dict, path: str) -> dict[str, Case]:
     """The seed walk: zarrflow's streams, one full read, and the peers chunk by chunk."""
     regions = chunk_slices(a.shape, a.chunks)
-    cases = {SEQUENTIAL: Case(lambda: consume(a.chunk_stream()), 1)}
-    for parallel in (2, 4, 8):
-        for ordered in (True, False):
-            label = f"`chunk_stream(parallel={parallel}, ordered={ordered})`"
-            cases[label] = Case(
-                lambda p=parallel, o=ordered: consume(a.chunk_stream(parallel=p, ordered=o)),
-                parallel,
-            )
+    cases = walk_cases(a)
+    for parallel in (2, 8):
+        label = f"`chunk_stream(parallel={parallel})` forced onto tasks"
+        cases[label] = Case(
+            on_tasks(lambda p=parallel: consume(a.chunk_stream(parallel=p))),
+            parallel,
+            note="`zarrflow.stream_inline_seconds=0`",
+        )
     for parallel in (2, 8):
         label = f"`parallel_chunk_map(process, max_concurrency={parallel}, ordered=False)`"
         cases[label] = Case(
@@ -86,6 +141,9 @@ def stream_cases(a: zf.Array, peers: dict, path: str) -> dict[str, Case]:
             parallel,
             note="reduction inside the tasks",
         )
+    cases[f"ceiling: {CORES} threads of our own, no hand-off"] = Case(
+        NoHandOff(a), CORES, note="what threads can gain here at best"
+    )
     cases["`a[:]`, then the reduction per chunk region"] = Case(
         lambda: process_regions(a[:], regions), "Dask threads"
     )
@@ -107,6 +165,19 @@ def stream_cases(a: zf.Array, peers: dict, path: str) -> dict[str, Case]:
     return cases
 
 
+def walk_cases(a: zf.Array, levels: tuple[int, ...] = (2, 4, 8)) -> dict[str, Case]:
+    """Sequential and parallel ``chunk_stream`` walks of ``a``, ordered and unordered."""
+    cases = {SEQUENTIAL: Case(lambda: consume(a.chunk_stream()), 1)}
+    for parallel in levels:
+        for ordered in (True, False):
+            label = f"`chunk_stream(parallel={parallel}, ordered={ordered})`"
+            cases[label] = Case(
+                lambda p=parallel, o=ordered: consume(a.chunk_stream(parallel=p, ordered=o)),
+                parallel,
+            )
+    return cases
+
+
 def bench_seed(root: str, peers: dict, repeat: int) -> Table:
     path = os.path.join(root, "seed.zarr")
     a = SEED.create(path)
@@ -117,6 +188,67 @@ def bench_seed(root: str, peers: dict, repeat: int) -> Table:
     cases = stream_cases(a, peers, path)
     title = f"chunk streaming with a per-chunk reduction — {SEED.title}"
     return run_table(title, SEED.nbytes, SEED.nchunks, cases, repeat * SEED_REPEAT_FACTOR)
+
+
+# -- latency and large streams ----------------------------------------------------------------
+
+
+class LatencyStore(Store):
+    """A store that waits ``latency`` seconds before every read, like a request over a network."""
+
+    def __init__(self, inner: Store, latency: float) -> None:
+        self.inner, self.latency = inner, latency
+        self.url, self.read_only = inner.url, inner.read_only
+
+    def get(self, key):
+        time.sleep(self.latency)
+        return self.inner.get(key)
+
+    def get_range(self, key, request):
+        time.sleep(self.latency)
+        return self.inner.get_range(key, request)
+
+    def set(self, key, value):
+        self.inner.set(key, value)
+
+    def delete(self, key):
+        self.inner.delete(key)
+
+    def list_prefix(self, prefix):
+        return self.inner.list_prefix(prefix)
+
+
+def slow_array(path: str) -> zf.Array:
+    return zf.open_array(LatencyStore(zf.open(path).store, LATENCY), mode="r")
+
+
+def bench_latency(root: str, repeat: int) -> Table:
+    """The seed walk behind 5 ms per read: a store where waiting, not decoding, is the work."""
+    a = slow_array(os.path.join(root, "seed.zarr"))
+    cases = walk_cases(a)
+    cases["`parallel_chunk_map(process, max_concurrency=8, ordered=False)`"] = Case(
+        lambda: sum(
+            r for _, r in a.parallel_chunk_map(map_process, max_concurrency=8, ordered=False)
+        ),
+        8,
+        note="reduction inside the tasks",
+    )
+    title = f"latency — the seed walk, {LATENCY * 1e3:.0f} ms before every read — {SEED.title}"
+    return run_table(title, SEED.nbytes, SEED.nchunks, cases, repeat)
+
+
+def bench_large_stream(path: str, wl, repeat: int) -> Table:
+    """The walk over 1 MiB chunks: milliseconds of decoding each, so streams go parallel."""
+    a = zf.open(path, mode="r")
+    cases = walk_cases(a, levels=(2, 8))
+    cases[f"ceiling: {CORES} threads of our own, no hand-off"] = Case(
+        NoHandOff(a), CORES, note="what threads can gain here at best"
+    )
+    cases["`a[:]`, then the reduction per chunk region"] = Case(
+        lambda: process_regions(a[:], chunk_slices(a.shape, a.chunks)), "Dask threads"
+    )
+    title = f"large stream — chunk streaming with a per-chunk reduction — {wl.title}"
+    return run_table(title, wl.nbytes, a.nchunks, cases, repeat)
 
 
 # -- stream-memory ----------------------------------------------------------------------------
@@ -166,11 +298,16 @@ def _memory_run(path: str, label: str, traced: bool) -> tuple[int, float]:
     return probe.peak - probe.baseline, seconds
 
 
-def bench_memory(root: str, quick: bool, peers: dict) -> str:
+def large_array(root: str, quick: bool):
+    """The ``large`` array (zstd-3) written once for the large-stream and memory tables."""
     wl = LARGE_ZSTD.scaled(QUICK_LARGE_SHAPE) if quick else LARGE_ZSTD
     path = os.path.join(root, "stream-memory.zarr")
-    a = wl.create(path)
-    a[:] = wl.data()
+    wl.create(path)[:] = wl.data()
+    return path, wl
+
+
+def bench_memory(path: str, wl, peers: dict) -> str:
+    a = zf.open(path, mode="r")
     chunk_mb = a.nbytes / a.nchunks / MB
     rows = []
     for label, (_, in_flight) in MEMORY_CASES.items():
@@ -204,13 +341,97 @@ def bench_memory(root: str, quick: bool, peers: dict) -> str:
     return markdown_table(title, header, rows)
 
 
+# -- before / after ---------------------------------------------------------------------------
+
+
+def walk_timings(path: str, walk: str, repeat: int) -> dict:
+    """The seed or latency walk's cases, timed round-robin: wall seconds per repetition."""
+    a = zf.open(path, mode="r") if walk == "seed" else slow_array(path)
+    timings = measure_all({label: c.fn for label, c in walk_cases(a).items()}, repeat)
+    return {"zarrflow": zf.__file__, "times": {k: list(t.times) for k, t in timings.items()}}
+
+
+def _child(src: str, path: str, walk: str, repeat: int) -> dict:
+    """``walk_timings`` in a fresh interpreter importing zarrflow from ``src``."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, __file__, "--child", path, walk, str(repeat)]
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_against(baseline: str, root: str, repeat: int, rounds: int = 2) -> str:
+    """The seed and latency walks under ``baseline``'s zarrflow and this one, alternating."""
+    trees = {"before": baseline, "after": str(Path(zf.__file__).resolve().parents[1])}
+    path = os.path.join(root, "seed.zarr")
+    rows, sources = [], {}
+    for walk, reps in (("seed", repeat * SEED_REPEAT_FACTOR), ("latency", repeat)):
+        times: dict[str, dict[str, list[float]]] = {side: {} for side in trees}
+        for r in range(rounds):
+            for side in list(trees)[:: 1 if r % 2 == 0 else -1]:
+                result = _child(trees[side], path, walk, reps)
+                sources[side] = result["zarrflow"]
+                for label, t in result["times"].items():
+                    times[side].setdefault(label, []).extend(t)
+        med = {side: {k: statistics.median(v) for k, v in t.items()} for side, t in times.items()}
+        for label, after in med["after"].items():
+            before = med["before"][label]
+            rows.append(
+                (
+                    walk,
+                    label,
+                    f"{before * 1e3:.1f}",
+                    f"{med['before'][SEQUENTIAL] / before:.2f}",
+                    f"{after * 1e3:.1f}",
+                    f"{med['after'][SEQUENTIAL] / after:.2f}",
+                    f"{before / after:.2f}",
+                )
+            )
+    header = (
+        "walk",
+        "stream",
+        "before: median ms",
+        "before: speed vs sequential",
+        "after: median ms",
+        "after: speed vs sequential",
+        "before / after",
+    )
+    title = (
+        f"before / after — {SEED.title}; {rounds} fresh interpreters per side and walk, "
+        f"alternating; before = {sources['before']}, after = {sources['after']}"
+    )
+    return markdown_table(title, header, rows)
+
+
+def own_args() -> argparse.Namespace:
+    """``--baseline`` and the internal ``--child``, taken out before the common options."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--baseline", metavar="SRC")
+    p.add_argument("--child", nargs=3, metavar=("PATH", "WALK", "REPEAT"))
+    own, rest = p.parse_known_args()
+    sys.argv[1:] = rest
+    return own
+
+
 def main() -> None:
+    own = own_args()
+    if own.child:
+        path, walk, repeat = own.child
+        print(json.dumps(walk_timings(path, walk, int(repeat))), flush=True)
+        return
     args = parse_args(__doc__)
     print_header("bench_stream.py", args)
     peers = {"zarr": optional("zarr"), "tensorstore": optional("tensorstore")}
     with scratch_dir() as root:
         bench_seed(root, peers, args.repeat).print()
-        print(bench_memory(root, args.quick, peers), flush=True)
+        bench_latency(root, args.repeat).print()
+        if own.baseline:
+            print(bench_against(own.baseline, root, args.repeat), flush=True)
+        path, wl = large_array(root, args.quick)
+        bench_large_stream(path, wl, args.repeat).print()
+        print(bench_memory(path, wl, peers), flush=True)
 
 
 if __name__ == "__main__":

@@ -335,21 +335,22 @@ def chunk_streaming() -> list:
             "perfect scaling" line: eight readers waiting at once cut the waiting
             nearly eight-fold, on any number of cores. The decode-bound stream cannot
             do better than the number of cores (printed at the top), and with chunks
-            this small (40 KB, tens of microseconds to decode) the cost of handing
-            chunks between threads is of the same order as the decoding itself — so
-            on a small or busy machine parallel may be no faster than sequential, or
-            even slower. That is the honest version of the livebook's "diminishing
-            returns"; notebook 04 shows where such small-chunk time goes.
+            this small (40 KB, tens of microseconds to decode) handing chunks between
+            threads costs about as much as decoding them. So zarrflow times the first
+            chunks of a local stream, and a stream projected to finish within
+            `zarrflow.stream_inline_seconds` (25 ms) simply goes on in your thread:
+            the decode-bound curve is flat at about the sequential time, whatever
+            `parallel` says. That is the honest version of the livebook's
+            "diminishing returns"; notebook 04 shows where such small-chunk time goes.
 
-            Two details of zarrflow show here. First, for chunks smaller than
-            256 KiB one task reads a small batch of consecutive chunks, so that task
-            overhead does not drown the work — for these 40 KB chunks, 6 per task:
-            that is also why the latency-bound speedup at `parallel=8` stays a little
-            under 8 (100 chunks make 17 tasks, which 8 readers finish in three
-            rounds). Second, ordered and unordered cost about the same here: every
-            chunk takes about as long as every other, so the in-order buffer rarely
-            waits. Unordered pays off when some chunks are much slower than others
-            (a cold cache, a slow request).
+            The latency-bound stream leaves your thread after its first chunk (5 ms
+            is already slow), and the same timing sizes its tasks: about 2 ms of work
+            each, here one chunk per task, so 8 readers really keep 8 requests in
+            flight. Ordered and unordered cost about the same here: every chunk takes
+            about as long as every other, so the in-order buffer rarely waits.
+            Unordered pays off when some chunks are much slower than others (a cold
+            cache, a slow request). On a cluster, or with `timeout=`, streams always
+            run as tasks.
 
             ## Step 7: progress
 

@@ -37,6 +37,9 @@ DEFAULTS: dict = {
         # s3fs's own retry loops are off, so these bound every request; see
         # zarrflow.storage.remote for how the loops compose when they are on.
         "retries": {"attempts": 5, "backoff": 0.1, "max_backoff": 5.0, "max_time": 60.0},
+        # a local stream projected (from its first chunks) to finish within this many
+        # seconds stays in the caller's thread; 0: always run as Dask tasks
+        "stream_inline_seconds": 0.025,
         # sharded arrays: inner chunks of one shard closer than this many bytes are
         # fetched by one ranged request (None: 64 KiB locally, 1 MiB on remote stores)
         "shard_coalesce_gap": None,

@@ -1,47 +1,79 @@
 """Run one function over many chunk indices, streaming results back with bounded memory.
 
 This is the engine under ``chunk_stream``, ``parallel_chunk_map`` and
-``reduce_chunks``. Each chunk's work is one call of ``work(chunk_index)``, and
-the calls run as Dask tasks:
+``reduce_chunks``. Each chunk's work is one call of ``work(chunk_index)``; the
+calls run as Dask tasks, which read *batches* of consecutive chunks:
 
 * ``sync`` — inline in the caller's thread, in grid order;
 * ``threads`` — Dask graph executions on the local threaded scheduler (so
-  ``dask.diagnostics.ProgressBar`` and other local callbacks see them), fed in
-  windows from a producer thread;
+  ``dask.diagnostics.ProgressBar`` and other local callbacks see them), run by
+  a driver thread and ``parallel`` worker threads that are kept between
+  streams; a short stream stays in the caller's thread (below);
 * ``distributed`` / ``processes`` — futures on a ``Client`` (tasks named
   ``<prefix>-<token>-<n>`` on the dashboard) or a process pool, submitted as a
-  sliding window;
+  sliding window (:mod:`zarrflow.parallel.futures`);
 * ``threads`` with a ``timeout`` — the same sliding window over a thread pool.
   No scheduler can stop a running Python function, so a chunk past its
   timeout is abandoned (its thread finishes in the background, its result is
   dropped) while the others go on; a Dask graph would wait for it.
 
-Bounds: at most ``parallel`` tasks run at once, and at most ``window`` results
-(``2 × parallel × batch`` chunks: the ones in flight plus as many finished and
-waiting for the consumer) exist at any time. A consumer that stops early
-cancels the rest: no task starts reading after that.
+**Short streams stay inline.** On the threaded scheduler the first chunks are
+read in the caller's thread and timed. While the stream's projected total (the
+time so far plus the typical time per chunk times the chunks known to remain)
+stays under ``zarrflow.stream_inline_seconds`` (25 ms), the stream goes on
+there; once the projection passes it, the rest runs as Dask tasks, batched so
+that a task does about 2 ms of work. Starting a stream on threads and handing
+chunks between them costs about a millisecond, and two threads cannot beat one
+on a few milliseconds of decoding; a store with 5 ms of latency per read, or a
+``fn`` that computes for long, goes parallel after its first chunk. Streams
+with a ``timeout``, and streams run while Dask's local diagnostics are active,
+never stay inline.
+
+**Hand-off.** On threads a graph has one task per thread. Each task claims
+the graph's batches one after another, in index order, reads each and hands
+it to the consumer whole: one lock round trip per batch, and no round trip
+through Dask's scheduler between two batches.
+
+Bounds: at most ``parallel`` tasks run at once (on threads, no more than the
+cores can keep busy: :func:`_workers`), and at most ``window``
+(``2 × parallel × batch``) chunks are claimed and not yet released: those being
+read, those finished and waiting for the consumer, and the batch the consumer
+is yielding from. A consumer that stops early cancels the rest: no task starts
+reading a chunk after that.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from functools import partial
 from typing import Any
 
 import dask
+from dask.callbacks import Callback
 
 from zarrflow.errors import ChunkFailure, ChunkTimeoutError, ParallelChunkError
-from zarrflow.parallel.scheduling import Backend
+from zarrflow.parallel.scheduling import Backend, default_parallelism
 
 __all__ = ["run_chunk_tasks"]
 
 Index = tuple[int, ...]
 Work = Callable[[Index], Any]
-_DONE = object()
+Batch = list[tuple[int, Index]]
+
+_INLINE_SECONDS = 0.025  # default of zarrflow.stream_inline_seconds
+_TASK_SECONDS = 0.002  # work per task the batch size aims at, once measured
+_PEEK = 1024  # indices enumerated ahead while a stream is inline
+_BATCHES_PER_GRAPH = 256  # a graph's batches; its tasks are one per worker thread
+_SAMPLE = 8  # chunks per judgement of an inline stream (or one of limit / 8 seconds)
 
 
 def _run_one(work: Work, idx: Index, retries: int) -> Any:
@@ -60,188 +92,302 @@ def run_batch(work: Work, batch: list[Index], retries: int) -> list[tuple[Index,
     return [(idx, _run_one(work, idx, retries)) for idx in batch]
 
 
+# -- threads: the channel between task threads and the consumer ---------------------------------
 class _Channel:
-    """Results travelling from task threads to the consumer, with the memory bound."""
+    """Batches of results travelling from task threads to the consumer, with the memory bound.
+
+    ``held`` counts the chunks claimed by tasks and not yet released by the
+    consumer; a task claims the next batch only while ``held`` stays within
+    ``window``. Claims follow index order, so the batch an ordered consumer
+    waits for is always claimed already or first in line: no deadlock, whatever
+    order Dask starts tasks in.
+    """
 
     def __init__(self, window: int, ordered: bool) -> None:
-        self.cond = threading.Condition()
+        lock = threading.Lock()
+        self.room = threading.Condition(lock)  # tasks wait here for window room
+        self.arrived = threading.Condition(lock)  # the consumer waits here for batches
         self.window = window
         self.ordered = ordered
-        self.next_seq = 0  # ordered: the next sequence number to hand out
-        self.reserved = 0  # unordered: results reserved but not yet consumed
-        self.ready: dict[int, tuple[Index, Any]] = {}
-        self.arrivals: deque[int] = deque()
-        self.started: dict[int, tuple[float, Index]] = {}
-        self.abandoned: set[int] = set()
+        self.queued: deque[Batch] = deque()  # enumerated, not yet claimed
+        self.ready: dict[int, list] = {}  # ordered: finished batches by first sequence number
+        self.arrivals: deque[list] = deque()  # unordered: finished batches, as they came
+        self.next_seq = 0  # ordered: the first sequence number of the next batch to yield
+        self.held = 0
         self.cancelled = False
-        self.expected = 0  # results the producer has promised so far
-        self.consumed = 0
-        self.all_enumerated = False
+        self.enumerated = False  # every batch has been queued
         self.error: BaseException | None = None
 
-    def acquire(self, first: int, last: int) -> bool:
-        """Block a task until its results fit the window; False once cancelled."""
-        with self.cond:
+    def queue(self, batches: list[Batch], last: bool) -> None:
+        """The batches of the next graph (``last``: no more will follow)."""
+        with self.room:
+            self.queued.extend(batches)
+            self.enumerated = last
+
+    def claim(self) -> Batch | None:
+        """The next batch, once it fits the window; None when cancelled or none is left."""
+        with self.room:
+            while not self.cancelled and self.queued:
+                n = len(self.queued[0])
+                if self.held + n <= self.window or self.held == 0:
+                    self.held += n
+                    return self.queued.popleft()
+                self.room.wait()
+            return None
+
+    def put(self, first: int, results: list[tuple[Index, Any]]) -> None:
+        with self.arrived:
             if self.ordered:
-                self.cond.wait_for(lambda: self.cancelled or last < self.next_seq + self.window)
+                self.ready[first] = results
             else:
-                n = last - first + 1
-                self.cond.wait_for(lambda: self.cancelled or self.reserved + n <= self.window)
-                self.reserved += n
-            return not self.cancelled
+                self.arrivals.append(results)
+            self.arrived.notify()
 
-    def start(self, seq: int, idx: Index) -> bool:
-        with self.cond:
-            if self.cancelled:
-                return False
-            self.started[seq] = (time.monotonic(), idx)
-            return True
-
-    def put(self, seq: int, idx: Index, result: Any) -> None:
-        with self.cond:
-            self.started.pop(seq, None)
-            if seq in self.abandoned:  # timed out already: the late result is dropped
-                self.abandoned.discard(seq)
-                return
-            self.ready[seq] = (idx, result)
-            self.arrivals.append(seq)
-            self.cond.notify_all()
+    def take(self, release: int) -> list[tuple[Index, Any]] | None:
+        """Release the consumer's last batch, then the next batch (None: all done)."""
+        with self.arrived:
+            if release:
+                self.held -= release
+                self.room.notify_all()
+            while True:
+                if self.ordered:
+                    batch = self.ready.pop(self.next_seq, None)
+                    if batch is not None:
+                        self.next_seq += len(batch)
+                        return batch
+                elif self.arrivals:
+                    return self.arrivals.popleft()
+                if self.error is not None:
+                    raise self.error
+                if self.enumerated and not self.queued and self.held == 0:
+                    return None
+                self.arrived.wait()
 
     def cancel(self) -> None:
-        with self.cond:
+        with self.room:
             self.cancelled = True
-            self.cond.notify_all()
+            self.room.notify_all()
+            self.arrived.notify_all()
 
-    def expect(self, n: int) -> None:
-        with self.cond:
-            self.expected += n
-
-    def close(self, error: BaseException | None = None) -> None:
-        """The producer has enumerated everything (or failed doing so)."""
-        with self.cond:
-            self.all_enumerated = True
+    def finish(self, error: BaseException | None) -> None:
+        """The producer is done: everything was queued, or enumerating failed."""
+        with self.room:
+            self.enumerated = True
             self.error = self.error or error
-            self.cond.notify_all()
+            self.room.notify_all()
+            self.arrived.notify_all()
 
 
-def _task(channel: _Channel, items: list[tuple[int, Index]], work: Work, retries: int) -> None:
-    if not channel.acquire(items[0][0], items[-1][0]):
-        return None
-    for seq, idx in items:
-        if not channel.start(seq, idx):
-            return None
-        channel.put(seq, idx, _run_one(work, idx, retries))
+def _lane(channel: _Channel, work: Work, retries: int) -> None:
+    """One Dask task: claim a batch, read it, hand it over whole; again, until none is left."""
+    while (items := channel.claim()) is not None:
+        results = []
+        for _, idx in items:
+            if channel.cancelled:
+                break
+            results.append((idx, _run_one(work, idx, retries)))
+        channel.put(items[0][0], results)
     return None  # results travel through the channel, never through Dask's cache
 
 
-def _produce_threads(
+def _produce(
     channel: _Channel,
-    batches: Iterator[list[tuple[int, Index]]],
+    batches: Iterator[Batch],
     work: Work,
     retries: int,
-    parallel: int,
+    crew: _Crew,
     name: str,
-    tasks_per_graph: int,
+    batches_per_graph: int,
 ) -> None:
     """Run the batches as successive Dask graphs on the threaded scheduler.
 
-    The next window is enumerated before the current graph runs, so the
-    consumer learns the total as soon as the last graph starts.
+    A graph has one task per worker thread, each claiming the graph's batches
+    one after another until none is left, so a thread goes from one batch to
+    the next without a round trip through the scheduler. The next graph's
+    batches are enumerated before the current graph runs, so the consumer
+    learns that the stream is complete as soon as the last graph starts.
     """
     error = None
     try:
-        window = list(itertools.islice(batches, tasks_per_graph))
+        window = list(itertools.islice(batches, batches_per_graph))
         for n in itertools.count():
             if not window or channel.cancelled:
                 break
-            channel.expect(sum(len(items) for items in window))
-            following = list(itertools.islice(batches, tasks_per_graph))
-            if not following:
-                channel.close()
-            dsk = {
-                (f"{name}-{n}", i): (partial(_task, channel, items, work, retries),)
-                for i, items in enumerate(window)
-            }
-            dask.threaded.get(dsk, list(dsk), num_workers=parallel)
+            following = list(itertools.islice(batches, batches_per_graph))
+            channel.queue(window, last=not following)
+            lane = (partial(_lane, channel, work, retries),)
+            dsk = {(f"{name}-{n}", i): lane for i in range(min(len(window), crew.workers))}
+            dask.threaded.get(dsk, list(dsk), pool=crew.pool)
             window = following
     except BaseException as e:  # e.g. a user's filter raised while we enumerated
         error = e
     finally:
-        channel.close(error)
+        channel.finish(error)
 
 
-def _next_deadline(channel: _Channel, timeout: float | None) -> tuple[float | None, int | None]:
-    if timeout is None or not channel.started:
-        return None, None
-    seq, (t0, _) = min(channel.started.items(), key=lambda kv: kv[1][0])
-    return t0 + timeout, seq
+# -- threads: the threads themselves, kept between streams ---------------------------------------
+class _Crew:
+    """A driver thread and ``workers`` task threads, used by one stream at a time.
+
+    Starting a thread costs about 0.2 ms on a busy 2-core machine, a
+    noticeable part of a stream of a few milliseconds, so idle crews are kept
+    for the next stream. A crew is never shared by two running streams: each
+    blocks its tasks on its own consumer, and that consumer may be waiting
+    for the other stream.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="zarrflow-task")
+        self.driver = ThreadPoolExecutor(1, thread_name_prefix="zarrflow-driver")
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False)
+        self.driver.shutdown(wait=False)
 
 
-def _take(channel: _Channel, timeout: float | None, name: str) -> tuple[int, Index, Any] | Any:
-    """The next result for the consumer (ordered or as completed), or _DONE."""
-    with channel.cond:
-        while True:
-            if channel.ordered:
-                if channel.next_seq in channel.ready:
-                    seq = channel.next_seq
-                    idx, result = channel.ready.pop(seq)
-                    channel.next_seq += 1
-                    channel.consumed += 1
-                    channel.cond.notify_all()
-                    return seq, idx, result
-            else:
-                while channel.arrivals:
-                    seq = channel.arrivals.popleft()
-                    if seq in channel.ready:
-                        idx, result = channel.ready.pop(seq)
-                        channel.reserved -= 1
-                        channel.consumed += 1
-                        channel.cond.notify_all()
-                        return seq, idx, result
-            if channel.error is not None:
-                raise channel.error
-            if channel.all_enumerated and channel.consumed >= channel.expected:
-                return _DONE
-            deadline, late = _next_deadline(channel, timeout)
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not channel.cond.wait(wait) and late is not None and late in channel.started:
-                _, idx = channel.started.pop(late)
-                channel.abandoned.add(late)
-                failure = ChunkFailure(idx, ChunkTimeoutError(idx, timeout, name))
-                channel.ready[late] = (idx, failure)
-                channel.arrivals.append(late)
+_IDLE_CREWS = 2  # idle crews kept per size
+_idle: dict[int, list[_Crew]] = {}
+_idle_lock = threading.Lock()
 
 
-def _numbered_batches(indices: Iterable[Index], batch: int) -> Iterator[list[tuple[int, Index]]]:
+def _lease(workers: int) -> _Crew:
+    with _idle_lock:
+        crews = _idle.get(workers)
+        if crews:
+            return crews.pop()
+    return _Crew(workers)
+
+
+def _give_back(crew: _Crew) -> None:
+    with _idle_lock:
+        crews = _idle.setdefault(crew.workers, [])
+        if len(crews) < _IDLE_CREWS:
+            crews.append(crew)
+            return
+    crew.shutdown()
+
+
+_live: weakref.WeakSet[_Channel] = weakref.WeakSet()  # channels of streams being consumed
+
+
+def _forget_crews() -> None:
+    """In a forked child: the parent's threads do not exist here."""
+    global _idle_lock
+    _idle_lock = threading.Lock()
+    _idle.clear()
+
+
+def _cancel_live() -> None:
+    """At interpreter exit: cancel streams never closed, so that their threads can end."""
+    for channel in list(_live):
+        channel.cancel()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_crews)
+_at_exit = getattr(threading, "_register_atexit", None)  # runs before threads are joined
+if _at_exit is not None:
+    _at_exit(_cancel_live)
+
+
+def _threads(work, indices, parallel, ordered, retries, batch, name):
+    """Batches of ``indices`` as Dask tasks on a leased crew; yield per chunk."""
+    channel = _Channel(2 * parallel * batch, ordered)
+    _live.add(channel)
+    batches = _numbered_batches(indices, batch)
+    crew = _lease(parallel)
+    producing: Future = crew.driver.submit(
+        _produce, channel, batches, work, retries, crew, name, _BATCHES_PER_GRAPH
+    )
+    release = 0
+    try:
+        while (results := channel.take(release)) is not None:
+            release = len(results)
+            results.reverse()  # pop from the end: a yielded chunk is no longer held here
+            while results:
+                yield results.pop()
+    finally:
+        channel.cancel()
+        wait_futures([producing])  # the graph ends once its running tasks have
+        _live.discard(channel)
+        _give_back(crew)
+
+
+def _numbered_batches(indices: Iterable[Index], batch: int) -> Iterator[Batch]:
     numbered = enumerate(indices)
     while chunk := list(itertools.islice(numbered, batch)):
         yield chunk
 
 
-def _threads(work, indices, parallel, ordered, timeout, retries, batch, name):
-    window = 2 * parallel * batch
-    channel = _Channel(window, ordered)
-    batches = _numbered_batches(indices, batch)
-    # Dask starts independent tasks in no promised order. Ordered mode gates each
-    # task on its position, so a graph never holds more tasks than one window:
-    # whatever order Dask picks, the consumer can drain the (complete) previous
-    # graph and release every task of the running one — no deadlock.
-    # Unordered mode gates on a count any result frees, so graphs can be large.
-    tasks_per_graph = 2 * parallel if ordered else max(64, 16 * parallel)
-    producer = threading.Thread(
-        target=_produce_threads,
-        args=(channel, batches, work, retries, parallel, name, tasks_per_graph),
-        name=f"{name}-producer",
-        daemon=True,
-    )
-    producer.start()
-    try:
-        while (item := _take(channel, timeout, name)) is not _DONE:
-            _, idx, result = item
-            yield idx, result
-    finally:
-        channel.cancel()
-        producer.join(timeout)
+# -- threads: short streams stay inline ----------------------------------------------------------
+def _inline_limit() -> float:
+    """Seconds of projected work under which a stream stays in the caller's thread."""
+    if Callback.active:  # local diagnostics (ProgressBar, Profiler) watch graphs: show them one
+        return 0.0
+    return float(dask.config.get("zarrflow.stream_inline_seconds", _INLINE_SECONDS))
+
+
+def _local(work, indices, parallel, ordered, retries, batch, name):
+    """Stream inline while the stream is projected to be short, then as Dask tasks.
+
+    Every ``_SAMPLE`` chunks (at once after a chunk slower than an eighth of
+    the limit) the stream projects its total: the time so far plus the
+    typical time per chunk times the chunks known to remain. The time per
+    chunk is the stream's own: the read and the consumer's time until it asks
+    for the next chunk; the typical one is the lower of the last two blocks'
+    means, so a block stretched by another process taking the core does not
+    count. The same measure sizes the tasks that follow: batches of about
+    ``_TASK_SECONDS`` (at most ``batch`` chunks), on at most as many threads
+    as the cores can keep busy (:func:`_workers`).
+    """
+    limit = _inline_limit()
+    if limit <= 0:
+        yield from _threads(work, indices, parallel, ordered, retries, batch, name)
+        return
+    source = iter(indices)
+    ahead = deque(itertools.islice(source, _PEEK))
+    more = len(ahead) == _PEEK  # the source may hold more than ``ahead``
+    slow = limit / _SAMPLE
+    start = last = now = time.perf_counter()
+    cpu_start = time.thread_time()
+    block, previous, typical = 0, math.inf, 0.0
+    while ahead:
+        idx = ahead.popleft()
+        yield idx, _run_one(work, idx, retries)
+        block += 1
+        now = time.perf_counter()
+        if block == _SAMPLE or now - last >= slow:
+            mean = (now - last) / block
+            typical = min(mean, previous)
+            if now - start + typical * len(ahead) > limit:
+                break
+            previous, last, block = mean, now, 0
+            if more and len(ahead) < _PEEK // 2:
+                top_up = list(itertools.islice(source, _PEEK - len(ahead)))
+                more = len(top_up) == _PEEK - len(ahead)
+                ahead.extend(top_up)
+    if not ahead:
+        return
+    workers = _workers(parallel, time.thread_time() - cpu_start, now - start)
+    size = max(1, min(batch, math.ceil(_TASK_SECONDS / max(typical, 1e-9))))
+    rest = itertools.chain(ahead, source) if more else ahead
+    yield from _threads(work, rest, workers, ordered, retries, size, name)
+
+
+def _workers(parallel: int, cpu: float, wall: float) -> int:
+    """Threads worth running: enough to keep the cores busy, at most ``parallel``.
+
+    A stream that spent ``cpu`` seconds of its ``wall`` seconds computing
+    (rather than waiting on storage) keeps about ``cores × wall / cpu`` readers
+    busy: the number of cores when it is all decoding, many more when it is
+    mostly waiting. More threads than that only contend for the cores and
+    the GIL.
+    """
+    if cpu <= 0 or wall <= 0:
+        return parallel
+    cores = default_parallelism()
+    return max(1, min(parallel, max(cores, math.ceil(cores * wall / cpu))))
 
 
 def _sync(work, indices, retries):
@@ -284,7 +430,8 @@ def run_chunk_tasks(
     indices
         Chunk indices in grid order, already filtered; consumed lazily.
     backend, parallel
-        Where tasks run and how many at once.
+        Where tasks run and how many at once (on threads, a short stream runs
+        inline, and a decode-bound one on no more threads than cores).
     ordered
         Yield in the order of ``indices`` (else as tasks complete).
     timeout
@@ -296,7 +443,8 @@ def run_chunk_tasks(
         :class:`ParallelChunkError` (a timeout raises ChunkTimeoutError);
         ``"return"``: a :class:`ChunkFailure` is yielded in place of the result.
     batch
-        Chunks per task (for tiny chunks, where per-task overhead dominates).
+        The most chunks per task (for small chunks, where per-task overhead
+        dominates); on threads a task takes fewer when chunks are measured slow.
     total, progress_callback
         ``progress_callback(done, total)`` runs in the caller's thread after each
         yielded chunk.
@@ -313,7 +461,7 @@ def run_chunk_tasks(
     if backend.kind == "sync" or (parallel == 1 and backend.kind == "threads" and not timeout):
         results = _sync(work, indices, retries)
     elif backend.kind == "threads" and timeout is None:
-        results = _threads(work, indices, parallel, ordered, timeout, retries, batch, name)
+        results = _local(work, indices, parallel, ordered, retries, batch, name)
     else:
         results = _futures(backend, work, indices, parallel, ordered, timeout, retries, batch, name)
     done = 0

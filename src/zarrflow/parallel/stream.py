@@ -96,7 +96,13 @@ def chunk_indices(
 
 
 def _auto_batch(array, target: int = 256 * 1024, most: int = 64) -> int:
-    """Chunks per task so tiny chunks do not drown in per-task overhead."""
+    """The most chunks a task reads and hands over at once (up to ``target`` bytes).
+
+    Small chunks are grouped so that they do not drown in per-task and
+    per-hand-off overhead; the memory bound of a stream is ``2 × parallel``
+    times this. On local threads tasks take fewer when chunks are measured
+    slow (see :mod:`zarrflow.parallel.driver`).
+    """
     chunk_bytes = max(1, math.prod(array.chunks) * array.dtype.itemsize)
     return max(1, min(most, target // chunk_bytes))
 
