@@ -252,6 +252,39 @@ def test_stream_stops_at_a_failed_chunk_and_names_it(seeded) -> None:
     assert seen == [idx for idx in grid(a) if idx < first_bad]
 
 
+@pytest.mark.parametrize(("parallel", "scheduler"), [(1, "sync"), (4, "threads"), (4, "cluster")])
+def test_stream_reports_every_chunk_that_failed_to_read(
+    request, seeded, parallel: int, scheduler: str
+) -> None:
+    store, a = seeded
+    wrapped, b = faulty(store, permanent=0.25, ops=("get",), seed=9)
+    bad = expected_failures(wrapped, b, "get")
+    sched = request.getfixturevalue("client") if scheduler == "cluster" else scheduler
+    got = dict(b.chunk_stream(parallel=parallel, scheduler=sched, on_error="return"))
+    assert sorted(got) == grid(a)
+    failed = {idx for idx, c in got.items() if isinstance(c, zf.ChunkFailure)}
+    assert failed == bad
+    for idx in bad:
+        assert isinstance(got[idx].exception, zf.StoreError)
+        assert b.chunk_key(idx) in str(got[idx].exception)
+    for idx in set(grid(a)) - bad:
+        np.testing.assert_array_equal(got[idx], DATA[a.chunk_slices(idx)])
+
+
+def test_sharded_stream_reports_every_inner_chunk_of_a_failed_shard(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s.zarr")
+    a = zf.create(store, shape=SHAPE, chunks=(5, 8), shards=(20, 16), dtype="i4")
+    a[...] = DATA
+    b = zf.open_array(FaultyStore(store, permanent=1.0, ops=("get",), match=r"c/1/2$"), mode="r")
+    got = dict(b.chunk_stream(parallel=2, scheduler="threads", on_error="return"))
+    inner = list(itertools.product(range(12), range(6)))  # streams go by inner chunk
+    assert sorted(got) == inner
+    failed = {idx for idx, c in got.items() if isinstance(c, zf.ChunkFailure)}
+    assert failed == {(i, j) for i in range(4, 8) for j in range(4, 6)}  # shard (1, 2)
+    for i, j in set(inner) - failed:
+        np.testing.assert_array_equal(got[i, j], DATA[5 * i : 5 * i + 5, 8 * j : 8 * j + 8])
+
+
 @pytest.mark.parametrize("scheduler", ["threads", "cluster"])
 def test_map_writes_under_permanent_faults_keep_what_succeeded(
     request, tmp_path: Path, scheduler: str

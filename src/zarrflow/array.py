@@ -346,7 +346,8 @@ class Array:
         progress_callback: Callable[[int, int], None] | None = None,
         scheduler: Any = None,
         skip_missing: bool = False,
-    ) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+        on_error: str = "raise",
+    ) -> Iterator[tuple[tuple[int, ...], Any]]:
         """Stream ``(chunk_index, chunk)`` pairs, lazily, with bounded memory.
 
         Parameters
@@ -369,10 +370,15 @@ class Array:
         skip_missing
             Stream only stored chunks (one listing); otherwise missing chunks
             arrive filled with the fill value.
+        on_error
+            ``"raise"``: a read that fails (after the store's retries) raises
+            :class:`~zarrflow.ParallelChunkError` naming the chunk index and
+            ends the stream. ``"return"``: the stream goes on, and the failed
+            chunk arrives as a :class:`~zarrflow.ChunkFailure` in place of its
+            data, so one pass reports every chunk that could not be read.
 
-        Chunks at the array's edge arrive trimmed to the array's shape. A read
-        that fails raises :class:`~zarrflow.ParallelChunkError` naming the chunk
-        index; breaking out of the loop cancels the reads not yet started.
+        Chunks at the array's edge arrive trimmed to the array's shape.
+        Breaking out of the loop cancels the reads not yet started.
 
         Examples
         --------
@@ -383,7 +389,7 @@ class Array:
         [((0, 0), 4), ((0, 1), 4)]
         """
         return _stream.chunk_stream(
-            self, parallel, ordered, filter, progress_callback, scheduler, skip_missing
+            self, parallel, ordered, filter, progress_callback, scheduler, skip_missing, on_error
         )
 
     def parallel_chunk_map(

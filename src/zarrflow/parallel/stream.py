@@ -121,8 +121,11 @@ def chunk_stream(
     progress_callback: Callable[[int, int], None] | None = None,
     scheduler: Any = None,
     skip_missing: bool = False,
-) -> Iterator[tuple[Index, np.ndarray]]:
+    on_error: str = "raise",
+) -> Iterator[tuple[Index, Any]]:
     """Yield ``(chunk_index, chunk)`` for the chunks of ``array`` (see ``Array.chunk_stream``)."""
+    if on_error not in ("raise", "return"):
+        raise ValueError(f"on_error must be 'raise' or 'return', not {on_error!r}")
     if _is_sharded(array):
         backend = resolve_backend(scheduler) if parallel > 1 else Backend("sync")
         work = ReadInnerGroup(array)
@@ -136,6 +139,7 @@ def chunk_stream(
             filter,
             skip_missing,
             progress_callback,
+            on_error=on_error,
             name=f"zarrflow-read-{dask.base.tokenize(array.name, 'stream')[:8]}",
             what=f"chunk_stream over array {array.name!r}",
         )
@@ -149,6 +153,7 @@ def chunk_stream(
         backend=backend,
         parallel=parallel,
         ordered=ordered,
+        on_error=on_error,
         batch=_auto_batch(array),
         total=total,
         progress_callback=progress_callback,
