@@ -42,11 +42,10 @@ from zarrflow.errors import (
 from zarrflow.indexing import ChunkProjection
 from zarrflow.parallel.locks import chunk_lock
 from zarrflow.storage import Store
-from zarrflow.storage.failures import failure_kind
 from zarrflow.storage.keys import is_valid_key
 from zarrflow.storage.local import LocalStore
 from zarrflow.storage.readonly import ReadOnlyStore
-from zarrflow.storage.retrying import RetryingStore, with_retries
+from zarrflow.storage.retrying import RetryingStore, batch_or_each, with_retries
 
 __all__ = ["ChunkIO"]
 
@@ -111,6 +110,9 @@ class ChunkIO:
         "store",
         "write_empty_chunks",
     )
+
+    #: whole chunks go to a remote store in concurrent batches (a ShardIO writes shards singly)
+    batches_remote_writes = True
 
     def __new__(cls, store: Store, path: str, metadata, **kwargs):
         """A :class:`~zarrflow.shard_io.ShardIO` for a sharded array, else a plain ChunkIO."""
@@ -215,12 +217,10 @@ class ChunkIO:
         local = self._local
         if local is None:
             return self.store.get_many(keys)
-        try:
-            return local.get_many_trusted(keys, self._size_hint)
-        except Exception as exc:
-            if failure_kind(exc) != "transient":
-                raise
-            return [self.store.get(k) for k in keys]
+        return batch_or_each(
+            lambda: local.get_many_trusted(keys, self._size_hint),
+            lambda: [self.store.get(k) for k in keys],
+        )
 
     def _place_many(
         self,
@@ -317,7 +317,10 @@ class ChunkIO:
         except StoreError:
             raise
         except OSError as e:
-            raise StoreError(f"array {self.name!r}: writing chunk key {key!r} failed: {e}") from e
+            raise self._write_error(key, e) from e
+
+    def _write_error(self, key: str, error: BaseException) -> StoreError:
+        return StoreError(f"array {self.name!r}: writing chunk key {key!r} failed: {error}")
 
     def write_projection(
         self, p: ChunkProjection, value: np.ndarray, flat: bool = False, lock: str | None = None
@@ -369,7 +372,7 @@ class ChunkIO:
         """
         self._check_writable()
         failures: list[ChunkFailure] = []
-        if self.store.is_remote:
+        if self.store.is_remote and self.batches_remote_writes:
             projections = self._write_batched(value, projections, flat, failures)
         for p in projections:
             try:
@@ -396,9 +399,9 @@ class ChunkIO:
     ) -> list[ChunkProjection]:
         """Store the whole chunks among ``projections`` in concurrent batches.
 
-        Chunks the store fails to write are added to ``failures``. Returns the projections
-        left to write one by one: partial chunks, each a read-modify-write under
-        its chunk's lock (one lock held at a time), and every shard.
+        Chunks the store fails to write are added to ``failures``. Returns the
+        projections left to write one by one: partial chunks, each a
+        read-modify-write under its chunk's lock (one lock held at a time).
         """
         src = value.reshape(-1) if flat else value
         limit = 4 * max(1, int(dask.config.get("zarrflow.io_concurrency", 64)))
@@ -406,7 +409,7 @@ class ChunkIO:
         batch: dict[str, tuple[ChunkProjection, bytes | None]] = {}
         size = 0
         for p in projections:
-            if not p.is_complete_chunk or type(self) is not ChunkIO:
+            if not p.is_complete_chunk:
                 left.append(p)
                 continue
             chunk = self._complete_chunk(p, src[p.out_selection])
@@ -429,6 +432,6 @@ class ChunkIO:
         if deletes:
             failed.update(self.store.try_delete_many(deletes))
         for key, e in failed.items():
-            error = StoreError(f"array {self.name!r}: writing chunk key {key!r} failed: {e}")
+            error = self._write_error(key, e)
             error.__cause__ = e
             failures.append(ChunkFailure(batch[key][0].chunk_coords, error))

@@ -65,6 +65,7 @@ class ShardIO(ChunkIO):
     """
 
     __slots__ = ("codec", "inner_shape", "reader")
+    batches_remote_writes = False  # a shard is large: one PUT each, its pieces encoded in turn
 
     def __init__(self, store: Store, path: str, metadata, *, write_empty_chunks: bool = False):
         super().__init__(store, path, metadata, write_empty_chunks=write_empty_chunks)

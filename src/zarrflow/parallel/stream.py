@@ -124,8 +124,6 @@ def chunk_stream(
     on_error: str = "raise",
 ) -> Iterator[tuple[Index, Any]]:
     """Yield ``(chunk_index, chunk)`` for the chunks of ``array`` (see ``Array.chunk_stream``)."""
-    if on_error not in ("raise", "return"):
-        raise ValueError(f"on_error must be 'raise' or 'return', not {on_error!r}")
     if _is_sharded(array):
         backend = resolve_backend(scheduler) if parallel > 1 else Backend("sync")
         work = ReadInnerGroup(array)

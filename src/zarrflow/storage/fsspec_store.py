@@ -336,25 +336,30 @@ class FsspecStore(Store):
     def try_delete_many(self, keys: Iterable[str]) -> dict[str, Exception]:
         """Remove many objects concurrently, trying every one: the keys that failed, and why."""
         keys = list(keys)
-        for key in keys:
-            self._check_writable(key)
-        outcomes = self._call_many("rm_file", [((self._path(k),), {}) for k in keys])
-        return self._errors("delete", keys, [o if not _ignorable(o) else None for o in outcomes])
+        return self._errors("delete", keys, self._rm_each(self._writable_paths(keys)))
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove many objects; one batched ``fs.rm`` on remote filesystems."""
         keys = list(keys)
-        for key in keys:
-            self._check_writable(key)
-        paths = [self._path(k) for k in keys]
+        paths = self._writable_paths(keys)
         if self.is_remote and paths and all(_literal(p) for p in paths):
             outcome = self._call("rm", paths)
             if not isinstance(outcome, Failure) or outcome.kind == "missing":
                 return
             if outcome.kind == "transient":
                 raise self._error("delete", keys[0], outcome) from outcome.exception
+        self._raise_first("delete", keys, self._rm_each(paths))
+
+    def _writable_paths(self, keys: list[str]) -> list[str]:
+        """The paths of ``keys``, once every one is known writable (nothing deleted before)."""
+        for key in keys:
+            self._check_writable(key)
+        return [self._path(k) for k in keys]
+
+    def _rm_each(self, paths: list[str]) -> list[Any]:
+        """``rm_file`` for every path, concurrently: None where it went (or was never there)."""
         outcomes = self._call_many("rm_file", [((p,), {}) for p in paths])
-        self._raise_first("delete", keys, [o if not _ignorable(o) else None for o in outcomes])
+        return [o if not _ignorable(o) else None for o in outcomes]
 
 
 def _ignorable(outcome: Any) -> bool:

@@ -25,7 +25,7 @@ from zarrflow.storage.failures import failure_kind
 from zarrflow.storage.retry import RetryPolicy
 from zarrflow.storage.wrapper import StoreWrapper
 
-__all__ = ["RetryingStore", "with_retries"]
+__all__ = ["RetryingStore", "batch_or_each", "with_retries"]
 
 T = TypeVar("T")
 
@@ -73,6 +73,27 @@ def _retry(call: Callable[..., T], args: tuple[Any, ...], first: BaseException) 
     raise error
 
 
+def batch_or_each(call: Callable[[], T], one_by_one: Callable[[], T]) -> T:
+    """``call()``; after a transient failure, ``one_by_one()`` (each item retried alone).
+
+    Retrying a whole batch would fail again as soon as any one of its items
+    does; item by item, each gets its own attempts.
+
+    Examples
+    --------
+    >>> def batch():
+    ...     raise ConnectionResetError("one key failed")
+    >>> batch_or_each(batch, lambda: ["each", "alone"])
+    ['each', 'alone']
+    """
+    try:
+        return call()
+    except Exception as exc:
+        if failure_kind(exc) != "transient":
+            raise
+        return one_by_one()
+
+
 class RetryingStore(StoreWrapper):
     """``inner`` with each transient failure retried per ``zarrflow.retries``.
 
@@ -99,40 +120,21 @@ class RetryingStore(StoreWrapper):
                 raise
             return _retry(call, args, exc)
 
-    @staticmethod
-    def _batch(call: Callable[[], T], one_by_one: Callable[[], T]) -> T:
-        """``call()``; after a transient failure, ``one_by_one()`` (each item retried alone).
-
-        Retrying a whole batch would fail again as soon as any one of its items
-        does; item by item, each gets its own attempts.
-        """
-        try:
-            return call()
-        except Exception as exc:
-            if failure_kind(exc) != "transient":
-                raise
-            return one_by_one()
-
     @property
     def retries_requests(self) -> bool:
         return True
 
     def get(self, key: str) -> bytes | None:
-        try:  # the hot path: one plain call
-            return self.inner.get(key)
-        except Exception as exc:
-            if failure_kind(exc) != "transient":
-                raise
-            return _retry(self.inner.get, (key,), exc)
+        return self._do(self.inner.get, key)
 
     def get_range(self, key: str, request: ByteRequest) -> bytes | None:
         return self._do(self.inner.get_range, key, request)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        return self._batch(lambda: self.inner.get_many(keys), lambda: [self.get(k) for k in keys])
+        return batch_or_each(lambda: self.inner.get_many(keys), lambda: [self.get(k) for k in keys])
 
     def get_ranges(self, requests: Sequence[tuple[str, ByteRequest]]) -> list[bytes | None]:
-        return self._batch(
+        return batch_or_each(
             lambda: self.inner.get_ranges(requests),
             lambda: [self.get_range(k, r) for k, r in requests],
         )
