@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -11,9 +10,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from zarrflow.errors import MetadataError
+from zarrflow.metadata.array_view import ArrayMetadataView
 from zarrflow.metadata.chunk_keys import (
     ChunkKeyEncoding,
-    chunk_grid_shape,
     parse_chunk_shape,
     parse_grid,
     parse_shape,
@@ -25,7 +24,7 @@ from zarrflow.metadata.fill_value import (
     fill_value_to_json,
     parse_fill_value,
 )
-from zarrflow.metadata.json import json_dumps, parse_attributes, where
+from zarrflow.metadata.json import parse_attributes, where
 
 __all__ = ["ArrayMetadataV2"]
 
@@ -71,7 +70,7 @@ def _with_dimension_names(
 
 
 @dataclass(frozen=True, eq=False)
-class ArrayMetadataV2:
+class ArrayMetadataV2(ArrayMetadataView):
     """The metadata of a Zarr v2 array.
 
     Build one with :meth:`create` (from user values) or :meth:`from_json`
@@ -223,16 +222,6 @@ class ArrayMetadataV2:
 
     # the common read view -------------------------------------------------------
     @property
-    def ndim(self) -> int:
-        """The number of dimensions."""
-        return len(self.shape)
-
-    @property
-    def chunk_grid_shape(self) -> tuple[int, ...]:
-        """The number of chunks along each dimension."""
-        return chunk_grid_shape(self.shape, self.chunks)
-
-    @property
     def dimension_names(self) -> tuple[str, ...] | None:
         """Dimension names from xarray's ``_ARRAY_DIMENSIONS`` attribute, if valid."""
         return _parse_dimension_names(self.attributes, len(self.shape))
@@ -241,28 +230,6 @@ class ArrayMetadataV2:
     def inner_chunks(self) -> None:
         """Always None: Zarr v2 has no sharding."""
         return None
-
-    def chunk_key(self, coords: Sequence[int]) -> str:
-        """The key (relative to the array) of the chunk at grid ``coords``.
-
-        Examples
-        --------
-        >>> ArrayMetadataV2.create(shape=(), chunks=(), dtype="u1").chunk_key(())
-        '0'
-        """
-        return self._encoding.chunk_key(coords)  # type: ignore[attr-defined,no-any-return]
-
-    def parse_chunk_key(self, key: str) -> tuple[int, ...] | None:
-        """The grid coordinates of a chunk key, or None for other keys.
-
-        Examples
-        --------
-        >>> meta = ArrayMetadataV2.create(shape=(4, 4), chunks=2, dtype="u1",
-        ...                               dimension_separator="/")
-        >>> meta.parse_chunk_key("1/0"), meta.parse_chunk_key(".zarray")
-        ((1, 0), None)
-        """
-        return self._encoding.parse_chunk_key(key)  # type: ignore[attr-defined,no-any-return]
 
     # serialisation --------------------------------------------------------------
     def to_json(self) -> dict[str, dict[str, Any]]:
@@ -284,18 +251,6 @@ class ArrayMetadataV2:
         }
         return {".zarray": zarray, ".zattrs": copy.deepcopy(self.attributes)}
 
-    def to_documents(self) -> dict[str, bytes]:
-        """The documents to store, file name -> strict JSON bytes.
-
-        Examples
-        --------
-        >>> docs = ArrayMetadataV2.create(shape=2, chunks=2, dtype="f4",
-        ...                               fill_value=float("nan")).to_documents()
-        >>> b'"fill_value": "NaN"' in docs[".zarray"]
-        True
-        """
-        return {name: json_dumps(doc, name) for name, doc in self.to_json().items()}
-
     def replace(self, **changes: Any) -> ArrayMetadataV2:
         """A copy with some fields changed (validated like the original).
 
@@ -313,10 +268,7 @@ class ArrayMetadataV2:
             changes["attributes"] = _with_dimension_names(
                 attrs, changes.pop("dimension_names"), shape
             )
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise TypeError(f"ArrayMetadataV2 has no field(s) {sorted(unknown)}")
-        return dataclasses.replace(self, **changes)
+        return self._replaced(changes)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ArrayMetadataV2):

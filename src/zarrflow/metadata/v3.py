@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -11,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from zarrflow.errors import MetadataError, UnsupportedExtensionError
+from zarrflow.metadata.array_view import ArrayMetadataView
 from zarrflow.metadata.chunk_keys import (
     ChunkKeyEncoding,
     chunk_grid_shape,
@@ -25,7 +25,7 @@ from zarrflow.metadata.fill_value import (
     fill_value_to_json,
     parse_fill_value,
 )
-from zarrflow.metadata.json import json_dumps, parse_attributes, where
+from zarrflow.metadata.json import parse_attributes, where
 
 __all__ = ["ArrayMetadataV3", "split_extra_fields"]
 
@@ -128,7 +128,7 @@ def _inner_chunks(codecs: tuple[dict[str, Any], ...], chunks: tuple[int, ...]) -
 
 
 @dataclass(frozen=True, eq=False)
-class ArrayMetadataV3:
+class ArrayMetadataV3(ArrayMetadataView):
     """The metadata of a Zarr v3 array.
 
     ``dtype`` is little-endian in memory (byte order on disk is the ``bytes``
@@ -316,27 +316,6 @@ class ArrayMetadataV3:
         """Always None: v3 filters are among the :attr:`codecs`."""
         return None
 
-    def chunk_key(self, coords: Sequence[int]) -> str:
-        """The key (relative to the array) of the chunk at grid ``coords``.
-
-        Examples
-        --------
-        >>> ArrayMetadataV3.create(shape=(), chunks=(), dtype="int8").chunk_key(())
-        'c'
-        """
-        return self._encoding.chunk_key(coords)  # type: ignore[attr-defined,no-any-return]
-
-    def parse_chunk_key(self, key: str) -> tuple[int, ...] | None:
-        """The grid coordinates of a chunk key, or None for other keys.
-
-        Examples
-        --------
-        >>> meta = ArrayMetadataV3.create(shape=(4, 4), chunks=2, dtype="int8")
-        >>> meta.parse_chunk_key("c/1/0"), meta.parse_chunk_key("zarr.json")
-        ((1, 0), None)
-        """
-        return self._encoding.parse_chunk_key(key)  # type: ignore[attr-defined,no-any-return]
-
     # serialisation --------------------------------------------------------------
     def to_json(self) -> dict[str, dict[str, Any]]:
         """The document as a JSON object: ``{"zarr.json": {...}}``."""
@@ -356,18 +335,6 @@ class ArrayMetadataV3:
         doc.update(copy.deepcopy(self.extra_fields))
         return {"zarr.json": doc}
 
-    def to_documents(self) -> dict[str, bytes]:
-        """The document to store: ``{"zarr.json": strict JSON bytes}``.
-
-        Examples
-        --------
-        >>> meta = ArrayMetadataV3.create(shape=2, chunks=2, dtype="float64",
-        ...                               fill_value="-Infinity")
-        >>> b'"fill_value": "-Infinity"' in meta.to_documents()["zarr.json"]
-        True
-        """
-        return {name: json_dumps(doc, name) for name, doc in self.to_json().items()}
-
     def replace(self, **changes: Any) -> ArrayMetadataV3:
         """A copy with some fields changed (validated like the original).
 
@@ -377,10 +344,7 @@ class ArrayMetadataV3:
         >>> meta.replace(attributes={"a": 1}).attributes
         {'a': 1}
         """
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise TypeError(f"ArrayMetadataV3 has no field(s) {sorted(unknown)}")
-        return dataclasses.replace(self, **changes)
+        return self._replaced(changes)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ArrayMetadataV3):
