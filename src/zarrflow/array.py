@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from zarrflow.attributes import Attributes
 from zarrflow.chunk_io import ChunkIO
 from zarrflow.errors import ReadOnlyError, SelectionError, ValueShapeError
 from zarrflow.indexing import (
@@ -20,6 +19,7 @@ from zarrflow.indexing import (
     selection_kind,
     slices_from_start_stop,
 )
+from zarrflow.node_base import Node
 from zarrflow.parallel import stream as _stream
 from zarrflow.parallel.dask_read import parallel_read, parallel_write, to_dask
 from zarrflow.storage import Store
@@ -49,7 +49,7 @@ class _IndexView:
         self._array._set(self._array._indexer(selection, self._kind), value)
 
 
-class Array:
+class Array(Node):
     """A Zarr array (v2 or v3) in a store.
 
     Open or create one with :func:`zarrflow.open` or :func:`zarrflow.create`;
@@ -64,6 +64,8 @@ class Array:
     28
     """
 
+    kind = "array"
+
     def __init__(
         self,
         store: Store,
@@ -72,32 +74,14 @@ class Array:
         *,
         write_empty_chunks: bool = False,
     ) -> None:
-        self._store = store
-        self._path = path.strip("/")
-        self._meta = metadata
+        super().__init__(store, path, metadata)
         self._io = ChunkIO(store, self._path, metadata, write_empty_chunks=write_empty_chunks)
 
     # description -------------------------------------------------------------
     @property
-    def store(self) -> Store:
-        return self._store
-
-    @property
-    def path(self) -> str:
-        return self._path
-
-    @property
     def name(self) -> str:
-        """The array's URL: store URL plus path."""
+        """The array's URL: store URL plus path (as the chunk layer names it in errors)."""
         return self._io.name
-
-    @property
-    def basename(self) -> str:
-        return self._path.rsplit("/", 1)[-1]
-
-    @property
-    def metadata(self):
-        return self._meta
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -116,10 +100,6 @@ class Array:
         return self._meta.fill_value
 
     @property
-    def zarr_format(self) -> int:
-        return self._meta.zarr_format
-
-    @property
     def order(self) -> str:
         return self._meta.order
 
@@ -134,10 +114,6 @@ class Array:
     @property
     def nbytes(self) -> int:
         return self.size * self.dtype.itemsize
-
-    @property
-    def read_only(self) -> bool:
-        return self._store.read_only
 
     @property
     def dimension_names(self) -> tuple[str | None, ...] | None:
@@ -165,16 +141,6 @@ class Array:
             coords = self._meta.parse_chunk_key(key[len(prefix) :])
             if coords is not None and all(0 <= c < g for c, g in zip(coords, grid, strict=True)):
                 yield key
-
-    @property
-    def attrs(self) -> Attributes:
-        """User attributes, persisted on every change."""
-        return Attributes(
-            self._meta.attributes,
-            self._persist_attributes,
-            read_only=self.read_only,
-            owner=f"array {self.name!r}",
-        )
 
     def _persist_attributes(self, attrs: dict[str, Any]) -> None:
         self._write_metadata(self._meta.replace(attributes=attrs))

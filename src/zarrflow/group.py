@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from zarrflow.attributes import Attributes
 from zarrflow.errors import (
     ContainsArrayError,
     ContainsGroupError,
@@ -13,13 +12,14 @@ from zarrflow.errors import (
     ReadOnlyError,
 )
 from zarrflow.metadata import GroupMetadata
+from zarrflow.node_base import Node
 from zarrflow.nodes import create_array, create_group, node_exists, open_node
 from zarrflow.storage import Store, validate_key
 
 __all__ = ["Group"]
 
 
-class Group:
+class Group(Node):
     """A Zarr group (v2 or v3): members by name, attributes, and child creation.
 
     Examples
@@ -33,6 +33,8 @@ class Group:
     (10,)
     """
 
+    kind = "group"
+
     def __init__(
         self,
         store: Store,
@@ -41,49 +43,8 @@ class Group:
         *,
         consolidated: Mapping[str, Any] | None = None,
     ) -> None:
-        self._store = store
-        self._path = path.strip("/")
-        self._meta = metadata
+        super().__init__(store, path, metadata)
         self._consolidated = consolidated  # relative path -> node metadata
-
-    @property
-    def store(self) -> Store:
-        return self._store
-
-    @property
-    def path(self) -> str:
-        return self._path
-
-    @property
-    def name(self) -> str:
-        base = self._store.url.rstrip("/")
-        return f"{base}/{self._path}" if self._path else base
-
-    @property
-    def basename(self) -> str:
-        return self._path.rsplit("/", 1)[-1]
-
-    @property
-    def zarr_format(self) -> int:
-        return self._meta.zarr_format
-
-    @property
-    def metadata(self) -> GroupMetadata:
-        return self._meta
-
-    @property
-    def read_only(self) -> bool:
-        return self._store.read_only
-
-    @property
-    def attrs(self) -> Attributes:
-        """User attributes, persisted on every change."""
-        return Attributes(
-            self._meta.attributes,
-            self._persist_attributes,
-            read_only=self.read_only,
-            owner=f"group {self.name!r}",
-        )
 
     def _persist_attributes(self, attrs: dict[str, Any]) -> None:
         meta = GroupMetadata(zarr_format=self.zarr_format, attributes=attrs)
