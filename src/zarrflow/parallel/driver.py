@@ -63,7 +63,7 @@ from dask.callbacks import Callback
 from zarrflow.errors import ChunkFailure, ChunkTimeoutError, ParallelChunkError
 from zarrflow.parallel.scheduling import Backend, default_parallelism
 
-__all__ = ["run_chunk_tasks"]
+__all__ = ["deliver", "run_chunk_tasks"]
 
 Index = tuple[int, ...]
 Work = Callable[[Index], Any]
@@ -464,18 +464,32 @@ def run_chunk_tasks(
         results = _local(work, indices, parallel, ordered, retries, batch, name)
     else:
         results = _futures(backend, work, indices, parallel, ordered, timeout, retries, batch, name)
-    done = 0
     try:
-        for idx, result in results:
-            if isinstance(result, ChunkFailure) and on_error == "raise":
-                if isinstance(result.exception, ChunkTimeoutError):
-                    raise result.exception
-                raise ParallelChunkError(what, [result]) from result.exception
-            done += 1
-            if progress_callback is not None:
-                progress_callback(done, total if total is not None else done)
-            yield idx, result
+        yield from deliver(results, on_error, what, total, progress_callback)
     finally:
         close = getattr(results, "close", None)
         if close is not None:
             close()
+
+
+def deliver(
+    results: Iterable[tuple[Index, Any]],
+    on_error: str,
+    what: str,
+    total: int | None = None,
+    progress_callback: Callable[[int, int], None] | None = None,
+) -> Iterator[tuple[Index, Any]]:
+    """Hand ``(index, result)`` pairs to the consumer, reporting progress in its thread.
+
+    A :class:`ChunkFailure` raises with ``on_error="raise"`` (a timeout as
+    itself, anything else as a :class:`ParallelChunkError` naming ``what``
+    and the chunk) and is yielded in place of the result with ``"return"``.
+    """
+    for done, (idx, result) in enumerate(results, 1):
+        if isinstance(result, ChunkFailure) and on_error == "raise":
+            if isinstance(result.exception, ChunkTimeoutError):
+                raise result.exception
+            raise ParallelChunkError(what, [result]) from result.exception
+        if progress_callback is not None:
+            progress_callback(done, total if total is not None else done)
+        yield idx, result

@@ -29,8 +29,8 @@ from typing import Any
 import dask
 import numpy as np
 
-from zarrflow.errors import ChunkFailure, ChunkTimeoutError, ParallelChunkError
-from zarrflow.parallel.driver import _run_one, run_chunk_tasks
+from zarrflow.errors import ChunkFailure, ChunkTimeoutError
+from zarrflow.parallel.driver import _run_one, deliver, run_chunk_tasks
 from zarrflow.parallel.scheduling import Backend, default_parallelism, resolve_backend
 
 __all__ = ["chunk_stream", "parallel_chunk_map", "reduce_chunks"]
@@ -373,17 +373,8 @@ def _sharded_stream(
         name=name,
         what=what,
     )
-    done = 0
+    per_chunk = (pair for group, result in results for pair in _expand(group, result, name))
     try:
-        for group, result in results:
-            for idx, value in _expand(group, result, name):
-                if isinstance(value, ChunkFailure) and on_error == "raise":
-                    if isinstance(value.exception, ChunkTimeoutError):
-                        raise value.exception
-                    raise ParallelChunkError(what, [value]) from value.exception
-                done += 1
-                if progress_callback is not None:
-                    progress_callback(done, total if total is not None else done)
-                yield idx, value
+        yield from deliver(per_chunk, on_error, what, total, progress_callback)
     finally:
         results.close()
