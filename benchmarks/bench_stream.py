@@ -62,7 +62,7 @@ from common import (
     ts_array,
     zarr_array,
 )
-from zarrflow.parallel.stream import ReadChunk
+from zarrflow.parallel.stream import ReadChunks
 from zarrflow.storage import Store
 
 SEQUENTIAL = "`chunk_stream()` (sequential)"
@@ -104,18 +104,19 @@ def on_tasks(fn: Callable[[], object]) -> Callable[[], object]:
 class NoHandOff:
     """The ceiling: ``CORES`` threads of our own, each reading and reducing its share of chunks.
 
-    The same per-chunk work as the streams (``ReadChunk``), on threads started
-    once, with one hand-off per thread per walk instead of one per batch.
+    The same read as the streams (``ReadChunks``, one chunk per call), on
+    threads started once, with one hand-off per thread per walk instead of one
+    per batch.
     """
 
     def __init__(self, a: zf.Array) -> None:
-        work, grid = ReadChunk(a), list(np.ndindex(*a.chunk_grid_shape))
+        work, grid = ReadChunks(a.engine), list(np.ndindex(*a.chunk_grid_shape))
         self.parts = [[(work, i) for i in grid[k::CORES]] for k in range(CORES)]
         self.pool = ThreadPoolExecutor(CORES)
 
     @staticmethod
     def _part(items: list) -> float:
-        return sum(process(work(i)) for work, i in items)
+        return sum(process(work([i])[0][1]) for work, i in items)
 
     def __call__(self) -> float:
         return sum(self.pool.map(self._part, self.parts))

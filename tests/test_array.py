@@ -310,7 +310,7 @@ def test_local_reads_match_numpy_for_every_selection_kind(
     tmp_path, zarr_format, compressor, scheduler
 ):
     a, model = _sparse_local(tmp_path, zarr_format, compressor)
-    assert a._io._local is not None  # the fast path is the one under test
+    assert a.engine._local is not None  # the fast path is the one under test
     mask = np.random.default_rng(2).random((37, 45)) < 0.3
     cases = [
         (lambda: a[...], model),
@@ -404,10 +404,10 @@ def test_local_fast_path_is_kept_only_for_plain_local_stores(tmp_path):
     url = str(tmp_path / "kinds.zarr")
     make(url)[:] = 1
     store = LocalStore(url)
-    assert zf.open(store)._io._local == store
-    assert zf.open(ReadOnlyStore(store))._io._local == store
-    assert zf.open(FaultyStore(store))._io._local is None  # faults must reach every read
-    assert make(MemoryStore())._io._local is None
+    assert zf.open(store).engine._local == store
+    assert zf.open(ReadOnlyStore(store)).engine._local == store
+    assert zf.open(FaultyStore(store)).engine._local is None  # faults must reach every read
+    assert make(MemoryStore()).engine._local is None
 
 
 @pytest.mark.parametrize("compressor", ["zstd", "gzip"])

@@ -96,20 +96,20 @@ def test_which_stores_the_chunk_layer_wraps(
     s3 = FsspecStore(s3_store_url, s3_storage_options)
     assert s3.retries_requests and with_retries(s3) is s3  # it retries every request itself
     a = zf.create(s3, shape=(4,), chunks=(2,), dtype="i4")
-    assert a._io.store is s3
+    assert a.engine.store is s3
     b = zf.create(local, shape=(4,), chunks=(2,), dtype="i4")
-    assert isinstance(b._io.store, RetryingStore) and b._io.store.inner is local
+    assert isinstance(b.engine.store, RetryingStore) and b.engine.store.inner is local
 
 
 def test_read_only_is_kept_by_the_wrapper(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "a.zarr")
     zf.create(store, shape=(4,), chunks=(2,), dtype="i4")[...] = 1
     a = zf.open_array(store, mode="r")
-    assert a._io.store.read_only
+    assert a.engine.store.read_only
     with pytest.raises(zf.ReadOnlyError):
         a[...] = 2
     with pytest.raises(zf.ReadOnlyError):
-        a._io.store.try_set_many({"c/0": b"x"})
+        a.engine.store.try_set_many({"c/0": b"x"})
     assert np.array_equal(zf.open_array(store, mode="r")[...], [1, 1, 1, 1])
 
 

@@ -206,7 +206,7 @@ def test_empty_inner_chunks_are_left_out(tmp_path):
     data = sample()
     a = zf.create(str(tmp_path), shape=data.shape, chunks=(4, 5), shards=(16, 20), dtype="i4")
     a[:] = data
-    index = a._io.codec.decode_index(a._io.codec.index_bytes(a.store.get("c/0/0")))
+    index = a.engine.codec.decode_index(a.engine.codec.index_bytes(a.store.get("c/0/0")))
     assert [i for i, (off, _) in enumerate(index.tolist()) if off == MISSING] == [0, 1]
     assert a.nchunks_initialized == 5  # of 6: shard (1, 0) is all fill
     a[0:16, 20:29] = 0  # a shard made empty by a partial write is deleted
@@ -226,7 +226,7 @@ def test_empty_inner_chunks_are_left_out(tmp_path):
 def test_partial_write_keeps_untouched_inner_chunk_bytes():
     a = zf.create(MemoryStore(), shape=(16, 20), chunks=(4, 5), shards=(16, 20), dtype="i4")
     a[:] = sample()[:16, :20] + 1
-    split = a._io.reader.split_whole
+    split = a.engine.reader.split_whole
     before = [bytes(p) for p in split("c/0/0", a.store.get("c/0/0"))[1]]
     a[5, 6] = 0
     after = [bytes(p) for p in split("c/0/0", a.store.get("c/0/0"))[1]]
@@ -267,7 +267,7 @@ def test_one_inner_chunk_costs_two_ranged_reads(logged):
     a, store, data = logged
     np.testing.assert_array_equal(a[5:7, 9:12], data[5:7, 9:12])
     (index, chunk) = store.chunk_requests()
-    assert index == ("range", "c/0/0", SuffixByteRequest(a._io.codec.index_size))
+    assert index == ("range", "c/0/0", SuffixByteRequest(a.engine.codec.index_size))
     assert chunk[:2] == ("range", "c/0/0") and isinstance(chunk[2], RangeByteRequest)
 
 
@@ -341,7 +341,7 @@ def test_to_dask_reads_whole_shards_and_to_zarr_writes_one_per_shard(tmp_path):
     big = zf.create(
         MemoryStore(), shape=(4096, 4096), chunks=(256, 256), shards=(2048, 4096), dtype="f8"
     )
-    blocks = sharded_block_shape(big)  # 64 MiB shards: inner chunks tiling a shard
+    blocks = sharded_block_shape(big.engine)  # 64 MiB shards: inner chunks tiling a shard
     assert blocks[0] <= 2048 and 2048 % blocks[0] == 0 and 4096 % blocks[1] == 0
 
 
@@ -400,7 +400,7 @@ def stored_shard():
 
 
 def _reindex(a, raw: bytearray, row: int, entry: tuple[int, int]) -> bytes:
-    codec = a._io.codec
+    codec = a.engine.codec
     index = codec.decode_index(codec.index_bytes(bytes(raw))).copy()
     index[row] = entry
     encoded = codec.index_pipeline.encode(index.reshape(*codec.chunks_per_shard, 2))

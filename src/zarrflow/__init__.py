@@ -12,7 +12,15 @@ Examples
 from __future__ import annotations
 
 from zarrflow import config as _config  # noqa: F401 - registers zarrflow.* Dask config defaults
-from zarrflow.api import consolidate_metadata, create, open, open_array, open_group, to_zarr
+from zarrflow.api import (
+    consolidate_metadata,
+    create,
+    open,
+    open_array,
+    open_group,
+    plan_write,
+    to_zarr,
+)
 from zarrflow.errors import (
     ArrayNotFoundError,
     ChunkFailure,
@@ -37,7 +45,7 @@ from zarrflow.errors import (
 )
 from zarrflow.hierarchy.array import Array
 from zarrflow.hierarchy.group import Group
-from zarrflow.parallel.dask_write import WritePlan, plan_write
+from zarrflow.parallel.dask_write import WritePlan
 
 __version__ = "0.1.0"
 

@@ -15,20 +15,21 @@ from zarrflow.errors import (
     ZarrflowError,
 )
 from zarrflow.hierarchy.array import Array
-from zarrflow.hierarchy.group import Group
-from zarrflow.hierarchy.nodes import (
-    DEFAULT,
-    create_array,
-    create_group,
-    node_exists,
-    normalize_path,
-    probe_node,
-)
-from zarrflow.hierarchy.nodes import open_node as _open_node
+from zarrflow.hierarchy.group import Group, create_array, create_group, probe_node
+from zarrflow.hierarchy.group import open_node as _open_node
+from zarrflow.hierarchy.nodes import DEFAULT, node_exists, normalize_path
 from zarrflow.metadata import write_consolidated
 from zarrflow.storage import ReadOnlyStore, Store, ZipStore, store_from_url
 
-__all__ = ["consolidate_metadata", "create", "open", "open_array", "open_group", "to_zarr"]
+__all__ = [
+    "consolidate_metadata",
+    "create",
+    "open",
+    "open_array",
+    "open_group",
+    "plan_write",
+    "to_zarr",
+]
 
 Mode = Literal["r", "r+", "a", "w", "w-", "x"]
 StoreLike = str | os.PathLike | Store
@@ -377,7 +378,7 @@ def to_zarr(
             )
     result = store_dask(
         x,
-        target,
+        target.engine,
         region,
         strategy=strategy,
         compute=compute,
@@ -385,3 +386,27 @@ def to_zarr(
         progress_callback=progress_callback,
     )
     return target if compute else result
+
+
+def plan_write(
+    x_chunks: Sequence[Sequence[int]],
+    array: Array,
+    region: Sequence[slice],
+    strategy: str = "auto",
+    scheduler: Any = None,
+):
+    """How :func:`to_zarr` would write blocks of sizes ``x_chunks`` into ``region`` of ``array``.
+
+    Returns the :class:`~zarrflow.parallel.dask_write.WritePlan` (``strategy``,
+    ``shared_chunks``, ``chunks``, ``reason``).
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> a = zf.create("memory://doc-plan-api", shape=(100,), chunks=(10,), dtype="i4")
+    >>> zf.plan_write(((25, 25, 50),), a, (slice(0, 100),)).strategy
+    'rechunk'
+    """
+    from zarrflow.parallel.dask_write import plan_write as plan_engine_write
+
+    return plan_engine_write(x_chunks, array.engine, region, strategy, scheduler)

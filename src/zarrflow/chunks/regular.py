@@ -16,8 +16,9 @@ per array, small files read without an ``fstat``), decode the batch (small
 zstd chunks in one codec call, which also releases the GIL once per batch
 rather than once per chunk), then copy each chunk's part into the result.
 
-For a sharded array (``metadata.inner_chunks`` set), ``ChunkIO(...)`` builds
-a :class:`~zarrflow.chunks.sharded.ShardIO` instead: the same interface over
+For a sharded array (``metadata.inner_chunks`` set),
+:func:`~zarrflow.chunks.engine.open_engine` builds a
+:class:`~zarrflow.chunks.sharded.ShardIO` instead: the same interface over
 shards, reading and writing them by inner chunk with ranged requests.
 """
 
@@ -114,15 +115,7 @@ class ChunkIO:
     #: whole chunks go to a remote store in concurrent batches (a ShardIO writes shards singly)
     batches_remote_writes = True
 
-    def __new__(cls, store: Store, path: str, metadata, **kwargs):
-        """A :class:`~zarrflow.chunks.sharded.ShardIO` for a sharded array, else a plain ChunkIO."""
-        if cls is ChunkIO and getattr(metadata, "inner_chunks", None) is not None:
-            from zarrflow.chunks.sharded import ShardIO
-
-            cls = ShardIO
-        return super().__new__(cls)
-
-    def __init__(self, store: Store, path: str, metadata, *, write_empty_chunks: bool = False):
+    def __init__(self, store: Store, path: str, metadata, write_empty_chunks: bool = False):
         self.store = with_retries(store)
         self.path = path
         self.metadata = metadata
@@ -135,6 +128,47 @@ class ChunkIO:
         self.write_empty_chunks = write_empty_chunks
         self.name = f"{store.url.rstrip('/')}/{path}" if path else store.url
         self._plan_reads()
+
+    def __reduce__(self):
+        # what travels to a task: the store, the path and the metadata, never data
+        return (type(self), (self.store, self.path, self.metadata, self.write_empty_chunks))
+
+    # geometry -------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The array's shape."""
+        return tuple(self.metadata.shape)
+
+    @property
+    def chunk_grid_shape(self) -> tuple[int, ...]:
+        """Number of stored objects (chunks, or shards) along each axis."""
+        return tuple(-(-s // c) for s, c in zip(self.shape, self.chunk_shape, strict=True))
+
+    @property
+    def inner_shape(self) -> tuple[int, ...]:
+        """The shape of what streams yield: here the chunk itself."""
+        return self.chunk_shape
+
+    @property
+    def inner_grid_shape(self) -> tuple[int, ...]:
+        """Number of inner chunks along each axis (here: chunks)."""
+        return self.chunk_grid_shape
+
+    def stored_chunk_coords(self) -> list[tuple[int, ...]]:
+        """The coordinates of the stored objects, sorted (one listing of the prefix)."""
+        prefix, grid, parse = self.prefix, self.chunk_grid_shape, self.metadata.parse_chunk_key
+        found = []
+        for key in self.store.list_prefix(prefix):
+            coords = parse(key[len(prefix) :])
+            if coords is not None and all(0 <= c < g for c, g in zip(coords, grid, strict=True)):
+                found.append(tuple(coords))
+        return sorted(found)
+
+    def inner_chunks_of(
+        self, coords: tuple[int, ...], stored: bool = False, index_cache: dict | None = None
+    ) -> list[tuple[int, ...]]:
+        """The inner chunks of one stored object, in C order: here the chunk itself."""
+        return [tuple(coords)]
 
     def _plan_reads(self) -> None:
         """How local chunks are fetched and decoded, worked out once.
@@ -180,14 +214,95 @@ class ChunkIO:
             return self.new_chunk()
         return self.decode(coords, data)
 
-    def read_chunk_region(self, coords: Sequence[int], shape: Sequence[int]) -> np.ndarray:
-        """The in-bounds part of the chunk at ``coords`` (edge chunks are trimmed)."""
-        chunk = self.read_chunk(coords)
-        region = tuple(
-            slice(0, min(c, s - i * c))
-            for i, c, s in zip(coords, self.chunk_shape, shape, strict=True)
-        )
-        return chunk[region]
+    def read_chunks(
+        self, indices: Sequence[Sequence[int]], index_cache: dict | None = None
+    ) -> list[tuple[tuple[int, ...], np.ndarray | BaseException]]:
+        """``(index, chunk or exception)`` for a batch of chunks, trimmed at the array's edge.
+
+        The read path of :meth:`read_into`, returning chunks instead of placing
+        them: one store call fetches the batch (a LocalStore's files read
+        straight, a remote store's requests overlapped), one codec call decodes
+        it where the codec can. A chunk that cannot be fetched (after the
+        store's retries) or decoded gets its exception in place of its data;
+        the rest of the batch is returned. ``index_cache`` serves sharded
+        engines and is ignored here.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-read-chunks", shape=(5,), chunks=(2,), dtype="i2")
+        >>> a[:] = [1, 2, 3, 4, 5]
+        >>> [(i, c.tolist()) for i, c in a.engine.read_chunks([(1,), (2,)])]
+        [((1,), [3, 4]), ((2,), [5])]
+        """
+        indices = [tuple(i) for i in indices]
+        values = self._fetch_each([self.key(i) for i in indices])
+        chunks = self._decode_each(indices, values)
+        shape, cshape = self.shape, self.chunk_shape
+        results: list[tuple[tuple[int, ...], np.ndarray | BaseException]] = []
+        for idx, chunk in zip(indices, chunks, strict=True):
+            if not isinstance(chunk, BaseException) and any(
+                (i + 1) * c > s for i, c, s in zip(idx, cshape, shape, strict=True)
+            ):
+                chunk = chunk[
+                    tuple(slice(0, s - i * c) for i, c, s in zip(idx, cshape, shape, strict=True))
+                ]
+            results.append((idx, chunk))
+        return results
+
+    def _fetch_each(self, keys: list[str]) -> list:
+        """Each key's bytes, None (never written), or the exception its read ended in.
+
+        One batched fetch (:meth:`_fetch`); if that raises, the keys are read
+        one by one, so that one chunk's failure is its own.
+        """
+        try:
+            return self._fetch(keys)
+        except Exception:  # reported per chunk below, never swallowed
+            pass
+        values: list = []
+        for key in keys:
+            try:
+                values.append(self.store.get(key))
+            except Exception as e:
+                values.append(e)
+        return values
+
+    def _decode_each(self, indices: list[tuple[int, ...]], values: list) -> list:
+        """Decode fetched values in batches where the codec can; errors stay in place."""
+        decoded: list = [None] * len(values)
+        todo = [k for k, v in enumerate(values) if v is not None and not isinstance(v, Exception)]
+        n = self._decode_batch
+        for i in range(0, len(todo) if n else 0, max(n, 1)):
+            part = todo[i : i + n]
+            try:
+                chunks = self.pipeline.decode_many([values[k] for k in part])
+            except CodecError:  # one is corrupt: decoded one by one below, naming its key
+                continue
+            for k, chunk in zip(part, chunks, strict=True):
+                # a view of the codec's batch buffer (read-only): the caller gets its own
+                decoded[k] = chunk if chunk.flags.writeable else chunk.copy()
+        for k in todo:
+            if decoded[k] is None:
+                decoded[k] = self._decode_or_error(indices[k], values[k])
+        fill = self.new_chunk
+        return [
+            v if isinstance(v, Exception) else fill() if v is None else d
+            for v, d in zip(values, decoded, strict=True)
+        ]
+
+    def _decode_or_error(self, coords: tuple[int, ...], data: bytes) -> np.ndarray | Exception:
+        """One chunk decoded, or its error; a short fast read is read again in full first."""
+        try:
+            return self.decode(coords, data)
+        except CorruptChunkError as e:
+            if self._local is None or self._size_hint is None:
+                return e
+        try:
+            data = self.store.get(self.key(coords))
+            return self.new_chunk() if data is None else self.decode(coords, data)
+        except Exception as e:  # reported in place of the chunk
+            return e
 
     def read_into(
         self, out: np.ndarray, projections: Iterable[ChunkProjection], flat: bool = False
@@ -203,12 +318,16 @@ class ChunkIO:
         # batches of keys: a store may answer a batch faster (LocalStore: one failed
         # open and one stat for a directory of chunks never written), and the bytes
         # held stay bounded
-        fetch, key = self._fetch_local, self.key
+        fetch, key = self._fetch, self.key
         for batch in _batched(projections, self._read_batch):
             values = fetch([key(p.chunk_coords) for p in batch])
             self._place_many(target, batch, values, scratch)
 
-    def _fetch_local(self, keys: list[str]) -> list[bytes | None]:
+    def read_inner_into(self, out: np.ndarray, projections: Iterable[ChunkProjection]) -> None:
+        """:meth:`read_into` over the inner-chunk grid (here: the chunk grid itself)."""
+        self.read_into(out, projections)
+
+    def _fetch(self, keys: list[str]) -> list[bytes | None]:
         """``store.get_many(keys)``, straight from a LocalStore's files when it is one.
 
         A transient failure of the fast read is retried key by key through the
@@ -286,7 +405,8 @@ class ChunkIO:
         target[p.out_selection] = chunk[p.chunk_selection]
 
     # writing -----------------------------------------------------------------
-    def _check_writable(self) -> None:
+    def check_writable(self) -> None:
+        """Raise :class:`~zarrflow.ReadOnlyError` when the store refuses writes."""
         if self.store.read_only:
             raise ReadOnlyError(f"array {self.name!r} is read-only: cannot write chunks")
 
@@ -370,7 +490,7 @@ class ChunkIO:
         chunks (see :func:`zarrflow.chunks.locks.chunk_lock`); None reads
         ``zarrflow.lock``.
         """
-        self._check_writable()
+        self.check_writable()
         failures: list[ChunkFailure] = []
         if self.store.is_remote and self.batches_remote_writes:
             projections = self._write_batched(value, projections, flat, failures)

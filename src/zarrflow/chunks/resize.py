@@ -1,102 +1,113 @@
-"""Changing an array's shape: ``resize`` and ``append``."""
+"""Changing an array's shape, on the chunk side: what a new shape leaves behind.
+
+:func:`resize_chunks` clears the chunks a shrink leaves outside the array;
+:func:`append_shape` works out the shape and region an ``append`` writes.
+The metadata itself is the caller's (:meth:`zarrflow.Array.resize`): this
+module knows an engine, never an Array.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import numpy as np
 
-from zarrflow.chunks.locks import chunk_lock
+from zarrflow.chunks.engine import ChunkEngine
 from zarrflow.errors import ReadOnlyError, ValueShapeError
+from zarrflow.indexing import ChunkProjection
 
-if TYPE_CHECKING:
-    from zarrflow.hierarchy.array import Array
-
-__all__ = ["append_array", "resize_array"]
+__all__ = ["append_shape", "resize_chunks"]
 
 
-def resize_array(array: Array, new_shape: tuple[int, ...]) -> None:
-    """Give ``array`` a new shape, cleaning up the chunks the shrink leaves behind.
+def resize_chunks(engine: ChunkEngine, new_shape: Sequence[int]) -> tuple[int, ...]:
+    """Clean up the chunks a change to ``new_shape`` leaves behind; returns the new shape.
 
     Stored chunks wholly outside the new shape are deleted; a stored chunk cut
     by a new, smaller edge has its out-of-bounds part reset to the fill value,
-    so that growing the array again never shows stale data.
+    so that growing the array again never shows stale data. The caller then
+    writes the new metadata.
+
+    Parameters
+    ----------
+    engine
+        The array's chunk engine (its current shape is the old one).
+    new_shape
+        One non-negative size per dimension.
 
     Examples
     --------
     >>> import zarrflow as zf
-    >>> a = zf.create("memory://doc-resize", shape=(4,), chunks=(2,), dtype="i2")
+    >>> a = zf.create("memory://doc-resize", shape=(4,), chunks=(3,), dtype="i2")
     >>> a[:] = 5
-    >>> resize_array(a, (3,)); resize_array(a, (4,))
-    >>> a[:].tolist()
-    [5, 5, 5, 0]
+    >>> resize_chunks(a.engine, (2,))
+    (2,)
+    >>> a.engine.read_chunk((0,)).tolist(), a.nchunks_initialized
+    ([5, 5, 0], 1)
     """
-    if array.read_only:
-        raise ReadOnlyError(f"array {array.name!r} is read-only: cannot resize")
-    old_shape = array.shape
+    name, old_shape = engine.name, engine.shape
+    new_shape = tuple(int(s) for s in new_shape)
+    if engine.store.read_only:
+        raise ReadOnlyError(f"array {name!r} is read-only: cannot resize")
     if len(new_shape) != len(old_shape) or any(s < 0 for s in new_shape):
         raise ValueShapeError(
-            f"array {array.name!r}: new shape {new_shape} must have {len(old_shape)} "
+            f"array {name!r}: new shape {new_shape} must have {len(old_shape)} "
             "non-negative dimensions"
         )
-    chunks = array.chunks
-    io = array._io
-    prefix = io.prefix
-    for key in list(array.stored_chunk_keys()):
-        coords = array.metadata.parse_chunk_key(key[len(prefix) :])
+    chunks = engine.chunk_shape
+    for coords in engine.stored_chunk_coords():
         starts = [c * n for c, n in zip(coords, chunks, strict=True)]
         if any(start >= s for start, s in zip(starts, new_shape, strict=True)):
-            array.store.delete(key)
+            engine.store.delete(engine.key(coords))
             continue
         cut = tuple(
             slice(s - start, None) if start + n > s and s < old else None
             for start, n, s, old in zip(starts, chunks, new_shape, old_shape, strict=True)
         )
         if any(c is not None for c in cut):
-            _reset_beyond(io, coords, cut)
-    array._write_metadata(array.metadata.replace(shape=tuple(new_shape)))
+            _reset_beyond(engine, coords, cut)
+    return new_shape
 
 
-def _reset_beyond(io, coords: tuple[int, ...], cut: tuple[slice | None, ...]) -> None:
-    """Set the part of one chunk past the new edge (per axis) to the fill value."""
-    with chunk_lock(io.store.url, io.key(coords)):
-        chunk = io.read_chunk(coords)
-        if not chunk.flags.writeable:
-            chunk = chunk.copy()
-        for axis, sl in enumerate(cut):
-            if sl is not None:
-                index = (slice(None),) * axis + (sl,)
-                chunk[index] = io.fill
-        io.write_chunk(coords, chunk)
+def _reset_beyond(engine: ChunkEngine, coords: tuple[int, ...], cut: tuple) -> None:
+    """Set the part of one chunk past the new edge (per axis) to the fill value.
+
+    One partial write per cut axis, through the engine's own read-modify-write.
+    """
+    ndim = len(cut)
+    value = np.full(engine.chunk_shape, engine.fill, dtype=engine.dtype)
+    projections = [
+        ChunkProjection(coords, sel, sel, False)
+        for axis, sl in enumerate(cut)
+        if sl is not None
+        for sel in [(slice(None),) * axis + (sl,) + (slice(None),) * (ndim - axis - 1)]
+    ]
+    engine.raise_failures(engine.write_from(value, projections))
 
 
-def append_array(array: Array, data: np.ndarray, axis: int = 0) -> tuple[int, ...]:
-    """Grow ``array`` along ``axis`` and write ``data`` into the new part.
+def append_shape(
+    name: str, shape: Sequence[int], data_shape: Sequence[int], axis: int = 0
+) -> tuple[tuple[int, ...], tuple[slice, ...]]:
+    """The shape after appending ``data_shape`` along ``axis``, and the region it fills.
 
     Examples
     --------
-    >>> import numpy as np, zarrflow as zf
-    >>> a = zf.create("memory://doc-append", shape=(2, 2), chunks=(2, 2), dtype="i4")
-    >>> append_array(a, np.ones((3, 2), "i4"))
-    (5, 2)
+    >>> append_shape("a", (2, 2), (3, 2))
+    ((5, 2), (slice(2, 5, None), slice(None, None, None)))
     """
-    shape = array.shape
+    shape, data_shape = tuple(shape), tuple(data_shape)
     ndim = len(shape)
     if not -ndim <= axis < ndim:
-        raise ValueShapeError(f"array {array.name!r}: axis {axis} is out of range for {ndim}-d")
+        raise ValueShapeError(f"array {name!r}: axis {axis} is out of range for {ndim}-d")
     axis %= ndim
     expected = shape[:axis] + shape[axis + 1 :]
-    got = data.shape[:axis] + data.shape[axis + 1 :]
-    if data.ndim != ndim or got != expected:
+    got = data_shape[:axis] + data_shape[axis + 1 :]
+    if len(data_shape) != ndim or got != expected:
         raise ValueShapeError(
-            f"array {array.name!r}: cannot append data of shape {data.shape} along axis "
+            f"array {name!r}: cannot append data of shape {data_shape} along axis "
             f"{axis} to an array of shape {shape}"
         )
-    array._prepare_value(data, data.shape)  # dtype check before anything changes
-    new_shape = (*shape[:axis], shape[axis] + data.shape[axis], *shape[axis + 1 :])
-    resize_array(array, new_shape)
+    new_shape = (*shape[:axis], shape[axis] + data_shape[axis], *shape[axis + 1 :])
     region = tuple(
         slice(shape[axis], new_shape[axis]) if d == axis else slice(None) for d in range(ndim)
     )
-    array[region] = data
-    return new_shape
+    return new_shape, region

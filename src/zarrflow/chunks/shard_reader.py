@@ -81,7 +81,7 @@ class ShardReader:
     >>> import numpy as np, zarrflow as zf
     >>> a = zf.create("memory://doc-reader", shape=(4,), chunks=(1,), shards=(4,), dtype="u1")
     >>> a[:] = np.arange(1, 5, dtype="u1")
-    >>> reader, out = a._io.reader, np.zeros(2, "u1")
+    >>> reader, out = a.engine.reader, np.zeros(2, "u1")
     >>> items = [ChunkProjection((k,), (slice(0, 1),), (slice(k - 2, k - 1),), True)
     ...          for k in (2, 3)]
     >>> reader.run([ShardJob((0,), "c/0", items, out, False)])

@@ -51,7 +51,7 @@ def _is_basic(selection: Any) -> bool:
 class ShardIO(ChunkIO):
     """Read and write the shards of one sharded array, inner chunk by inner chunk.
 
-    Built by :class:`~zarrflow.chunks.regular.ChunkIO` itself when the metadata has
+    Built by :func:`~zarrflow.chunks.engine.open_engine` when the metadata has
     ``inner_chunks``; see the module notes for the request pattern.
 
     Examples
@@ -60,15 +60,15 @@ class ShardIO(ChunkIO):
     >>> a = zf.create("memory://doc-shard-io", shape=(8, 8), chunks=(2, 2), shards=(4, 4),
     ...               dtype="i4")
     >>> a[0:3, 0:3] = 1
-    >>> type(a._io).__name__, int(a[:].sum()), a.nchunks_initialized
+    >>> type(a.engine).__name__, int(a[:].sum()), a.nchunks_initialized
     ('ShardIO', 9, 1)
     """
 
     __slots__ = ("codec", "inner_shape", "reader")
     batches_remote_writes = False  # a shard is large: one PUT each, its pieces encoded in turn
 
-    def __init__(self, store: Store, path: str, metadata, *, write_empty_chunks: bool = False):
-        super().__init__(store, path, metadata, write_empty_chunks=write_empty_chunks)
+    def __init__(self, store: Store, path: str, metadata, write_empty_chunks: bool = False):
+        super().__init__(store, path, metadata, write_empty_chunks)
         registered = self.pipeline.array_to_bytes
         if not isinstance(registered, ShardingCodec):  # pragma: no cover - metadata checks
             raise CodecError(f"array {self.name!r}: expected a sharding_indexed codec")
@@ -218,29 +218,37 @@ class ShardIO(ChunkIO):
         ]
         self.reader.run(jobs)
 
-    def read_inner_chunks(
+    def read_chunks(
         self, indices: Sequence[Index], index_cache: dict[Index, np.ndarray] | None = None
     ) -> list[tuple[Index, Any]]:
         """``(index, chunk or exception)`` for inner chunks of the array, trimmed at its edge.
 
-        A failure confined to one inner chunk is returned in its place; a failure
-        of a whole shard (its index, the store) is raised. ``index_cache`` (shard
-        coords -> decoded index) saves index requests across calls.
+        Indices are inner-chunk grid indices; they are grouped by shard, and
+        each shard is read as one :class:`ShardJob` (the whole shard in one
+        request when every in-bounds inner chunk is wanted, else its index and
+        coalesced ranges). A failure of one inner chunk is returned in its
+        place; a failure of a whole shard (its index, the store) in the place
+        of each of its chunks. ``index_cache`` (shard coords -> decoded index)
+        saves index requests across calls.
         """
         shape, inner = self.metadata.shape, self.inner_shape
-        results: list[tuple[Index, Any]] = []
         groups: dict[Index, list[tuple[Index, Index]]] = {}
         for idx in indices:
             shard, local = self.shard_of(idx)
-            groups.setdefault(shard, []).append((idx, local))
+            groups.setdefault(shard, []).append((tuple(idx), local))
         full = self._full_inner()
+        results: list[tuple[Index, Any]] = []
         for shard, members in groups.items():
             buffer = np.empty((len(members), *inner), self.dtype)
             items = [ChunkProjection(loc, full, (k,), True) for k, (_, loc) in enumerate(members)]
             whole = len(items) >= self._inner_in_bounds(shard)
             job = ShardJob(shard, self.key(shard), items, buffer, whole)
             job.errors = {}
-            self.reader.run_cached(job, index_cache)
+            try:
+                self.reader.run_cached(job, index_cache)
+            except Exception as e:  # the shard failed: every chunk of it did
+                results.extend((idx, e) for idx, _ in members)
+                continue
             for k, (idx, _) in enumerate(members):
                 trim = tuple(
                     slice(0, min(c, s - i * c)) for i, c, s in zip(idx, inner, shape, strict=True)
@@ -248,16 +256,24 @@ class ShardIO(ChunkIO):
                 results.append((idx, job.errors.get(k, buffer[k][(*trim, Ellipsis)])))
         return results
 
-    def stored_inner_chunks(
-        self, shard: Sequence[int], index_cache: dict[Index, np.ndarray] | None = None
+    def inner_chunks_of(
+        self, coords: Index, stored: bool = False, index_cache: dict | None = None
     ) -> list[Index]:
-        """The array-level indices of the inner chunks stored in one shard (one ranged read)."""
-        shard = tuple(shard)
+        """The array-level indices of a shard's inner chunks, in C order.
+
+        ``stored``: only those stored in the shard (one ranged read of its index).
+        """
+        shard = tuple(coords)
+        cps, grid = self.codec.chunks_per_shard, self.inner_grid_shape
+        if not stored:
+            ranges = (
+                range(s * n, min((s + 1) * n, g)) for s, n, g in zip(shard, cps, grid, strict=True)
+            )
+            return list(itertools.product(*ranges))
         job = ShardJob(shard, self.key(shard), [], np.empty(0, self.dtype), False)
         self.reader.run_cached(job, index_cache, lambda j: self.reader.fetch_indices([j]))
         if job.index is None:
             return []
-        cps, grid = self.codec.chunks_per_shard, self.inner_grid_shape
         present = np.flatnonzero(job.index[:, 0] != MISSING)
         found = []
         for local in np.array(np.unravel_index(present, cps)).T.tolist():

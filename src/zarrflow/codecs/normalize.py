@@ -15,7 +15,7 @@ import numcodecs.blosc
 import numpy as np
 from numcodecs.abc import Codec
 
-from zarrflow.codecs.numcodecs_stages import _filter_encoded_spec, get_numcodec, numcodecs_kind
+from zarrflow.codecs.numcodecs_stages import filter_encoded_spec, get_numcodec, numcodecs_kind
 from zarrflow.codecs.pipeline import parse_codecs_v3
 from zarrflow.codecs.registry import ChunkSpec
 from zarrflow.codecs.v3 import NUMCODECS_PREFIX, numcodecs_to_v3, v3_to_numcodecs
@@ -151,7 +151,7 @@ def _filter_codecs_v3(filters: Any, dtype: np.dtype) -> tuple[list[dict], list[d
         }
         if numcodecs_kind(cid) == "array_to_array":
             before.append(codec)
-            spec = _filter_encoded_spec(cid, config, ChunkSpec((1,), dtype))
+            spec = filter_encoded_spec(cid, config, ChunkSpec((1,), dtype))
             dtype = spec.dtype if spec is not None else dtype
         else:
             after.append(codec)

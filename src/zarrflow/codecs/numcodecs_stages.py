@@ -38,6 +38,7 @@ __all__ = [
     "NumcodecsArrayBytesCodec",
     "NumcodecsArrayCodec",
     "NumcodecsBytesCodec",
+    "filter_encoded_spec",
     "get_numcodec",
     "numcodecs_kind",
 ]
@@ -81,8 +82,21 @@ def get_numcodec(config: Mapping[str, Any]) -> Codec:
         raise CodecError(f"invalid numcodecs codec config {dict(config)!r}: {e}") from e
 
 
-def _filter_encoded_spec(cid: str, config: Mapping[str, Any], spec: ChunkSpec) -> ChunkSpec | None:
-    """What a numcodecs filter turns an array of ``spec`` into, when known."""
+def filter_encoded_spec(cid: str, config: Mapping[str, Any], spec: ChunkSpec) -> ChunkSpec | None:
+    """What a numcodecs filter turns an array of ``spec`` into, when known.
+
+    Parameters
+    ----------
+    cid, config
+        The filter's codec id and configuration.
+    spec
+        The shape and dtype of the array going in.
+
+    Examples
+    --------
+    >>> filter_encoded_spec("astype", {"encode_dtype": "i2"}, ChunkSpec((4,), np.dtype("f8")))
+    ChunkSpec(shape=(4,), dtype=dtype('int16'))
+    """
     if cid in ("delta", "fixedscaleoffset", "quantize", "categorize"):
         return ChunkSpec(spec.shape, np.dtype(config.get("astype") or config["dtype"]))
     if cid == "astype":
@@ -127,7 +141,7 @@ class NumcodecsArrayCodec(ArrayArrayCodec):
         self.spec = spec
         config = codec.get_config()
         self.encoded_spec = (
-            None if spec is None else _filter_encoded_spec(codec.codec_id, config, spec)
+            None if spec is None else filter_encoded_spec(codec.codec_id, config, spec)
         )
 
     def encode(self, chunk: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from zarrflow.codecs.registry import (
     CodecEntry,
     lookup_codec,
 )
-from zarrflow.codecs.v3 import BytesCodec, TransposeCodec, _byte_view
+from zarrflow.codecs.v3 import BytesCodec, TransposeCodec, byte_view
 from zarrflow.errors import CodecError, CorruptChunkError
 
 __all__ = ["CodecPipeline", "parse_codecs_v3"]
@@ -315,7 +315,7 @@ class CodecPipeline:
         direct = self._direct
         if direct is not None and not self._bb_steps:
             if type(data) is not bytes:
-                data = _byte_view(data)
+                data = byte_view(data)
             if out is None:
                 out = np.empty(self.chunk_shape, self.dtype)
                 direct(data, out)
@@ -371,7 +371,7 @@ class CodecPipeline:
             raise CodecError(
                 f"out has shape {out.shape}, expected the chunk shape {self.chunk_shape}"
             )
-        view = _byte_view(data)
+        view = byte_view(data)
         try:
             arr = self._decode_stages(view, out)
         except CorruptChunkError:

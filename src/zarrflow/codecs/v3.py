@@ -41,6 +41,7 @@ __all__ = [
     "BytesCodec",
     "Crc32cCodec",
     "TransposeCodec",
+    "byte_view",
     "numcodecs_to_v3",
     "v3_to_numcodecs",
 ]
@@ -49,8 +50,21 @@ BLOSC_SHUFFLE = ("noshuffle", "shuffle", "bitshuffle")  # index = numcodecs' shu
 NUMCODECS_PREFIX = "numcodecs."
 
 
-def _byte_view(data: Any) -> memoryview:
-    """A flat unsigned-byte view of any C-contiguous buffer."""
+def byte_view(data: Any) -> memoryview:
+    """A flat unsigned-byte view of any C-contiguous buffer.
+
+    Parameters
+    ----------
+    data
+        Bytes, a bytearray, a memoryview or a C-contiguous numpy array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = byte_view(np.ones((2, 2), "u2"))
+    >>> v.format, v.nbytes
+    ('B', 8)
+    """
     view = memoryview(data)
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
@@ -181,11 +195,11 @@ class Crc32cCodec(BytesBytesCodec):
         return decoded_size + 4
 
     def encode(self, data: Any) -> bytes:
-        view = _byte_view(data)
+        view = byte_view(data)
         return b"".join((view, _CRC32C(view).to_bytes(4, "little")))  # type: ignore[misc]
 
     def decode(self, data: Any, expected: int | None, limit: int) -> memoryview:
-        view = _byte_view(data)
+        view = byte_view(data)
         if len(view) < 4:
             raise CorruptChunkError(f"crc32c: expected at least 4 bytes, got {len(view)}")
         payload = view[:-4]

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from zarrflow.chunks.regular import ChunkIO
+from zarrflow.chunks import ChunkEngine, open_engine
+from zarrflow.chunks.resize import append_shape, resize_chunks
 from zarrflow.errors import ReadOnlyError, SelectionError, ValueShapeError
 from zarrflow.hierarchy.node_base import Node
 from zarrflow.indexing import (
@@ -20,7 +21,7 @@ from zarrflow.indexing import (
     selection_kind,
     slices_from_start_stop,
 )
-from zarrflow.parallel import stream as _stream
+from zarrflow.parallel import stream
 from zarrflow.parallel.dask_read import parallel_read, parallel_write, to_dask
 from zarrflow.storage import Store
 
@@ -75,13 +76,20 @@ class Array(Node):
         write_empty_chunks: bool = False,
     ) -> None:
         super().__init__(store, path, metadata)
-        self._io = ChunkIO(store, self._path, metadata, write_empty_chunks=write_empty_chunks)
+        self._engine = open_engine(
+            store, self._path, metadata, write_empty_chunks=write_empty_chunks
+        )
+
+    @property
+    def engine(self) -> ChunkEngine:
+        """The chunk engine that reads and writes this array's chunks (store, path, metadata)."""
+        return self._engine
 
     # description -------------------------------------------------------------
     @property
     def name(self) -> str:
         """The array's URL: store URL plus path (as the chunk layer names it in errors)."""
-        return self._io.name
+        return self._engine.name
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -135,12 +143,9 @@ class Array(Node):
 
     def stored_chunk_keys(self):
         """The keys of the stored chunks (one listing of the array's prefix)."""
-        prefix = self._io.prefix
-        grid = self.chunk_grid_shape
-        for key in self._store.list_prefix(prefix):
-            coords = self._meta.parse_chunk_key(key[len(prefix) :])
-            if coords is not None and all(0 <= c < g for c, g in zip(coords, grid, strict=True)):
-                yield key
+        engine = self._engine
+        for coords in engine.stored_chunk_coords():
+            yield engine.key(coords)
 
     def _persist_attributes(self, attrs: dict[str, Any]) -> None:
         self._write_metadata(self._meta.replace(attributes=attrs))
@@ -148,14 +153,14 @@ class Array(Node):
     def _write_metadata(self, metadata) -> None:
         if self.read_only:
             raise ReadOnlyError(f"array {self.name!r} is read-only: cannot change its metadata")
-        prefix = self._io.prefix
+        prefix = self._engine.prefix
         docs = metadata.to_documents()
         self._store.set_many({prefix + k: v for k, v in docs.items()})
         if metadata.zarr_format == 2 and ".zattrs" not in docs and metadata.attributes == {}:
             self._store.delete(prefix + ".zattrs")
         self._meta = metadata
-        self._io = ChunkIO(
-            self._store, self._path, metadata, write_empty_chunks=self._io.write_empty_chunks
+        self._engine = open_engine(
+            self._store, self._path, metadata, write_empty_chunks=self._engine.write_empty_chunks
         )
 
     # selection ---------------------------------------------------------------
@@ -177,7 +182,7 @@ class Array(Node):
     def _get(self, indexer, selection: Any = None) -> np.ndarray:
         flat = isinstance(indexer, CoordinateIndexer | MaskIndexer)
         out = np.empty(indexer.shape, dtype=self.dtype)
-        parallel_read(self, indexer, out, flat, selection if not flat else None)
+        parallel_read(self._engine, indexer, out, flat, selection if not flat else None)
         if out.ndim == 0:
             return out[()]
         return out
@@ -213,7 +218,7 @@ class Array(Node):
             raise ReadOnlyError(f"array {self.name!r} is read-only: cannot write")
         flat = isinstance(indexer, CoordinateIndexer | MaskIndexer)
         arr = self._prepare_value(value, tuple(indexer.shape))
-        parallel_write(self, indexer, arr, flat)
+        parallel_write(self._engine, indexer, arr, flat)
 
     def __getitem__(self, selection: Any) -> Any:
         kind = _route(selection, self.shape)
@@ -273,12 +278,12 @@ class Array(Node):
     # chunks -------------------------------------------------------------------
     def chunk_key(self, chunk_index: Sequence[int]) -> str:
         """The store key of a chunk."""
-        return self._io.key(tuple(chunk_index))
+        return self._engine.key(tuple(chunk_index))
 
     def read_chunk(self, chunk_index: Sequence[int]) -> np.ndarray:
         """The decoded chunk at ``chunk_index`` (full chunk shape, fill where missing)."""
         self._check_chunk_index(chunk_index)
-        return self._io.read_chunk(tuple(chunk_index))
+        return self._engine.read_chunk(tuple(chunk_index))
 
     def write_chunk(self, chunk_index: Sequence[int], chunk: Any) -> None:
         """Replace a whole chunk with ``chunk`` (of the chunk shape)."""
@@ -286,7 +291,7 @@ class Array(Node):
         if self.read_only:
             raise ReadOnlyError(f"array {self.name!r} is read-only: cannot write")
         arr = self._prepare_value(chunk, self.chunks)
-        self._io.write_chunk(tuple(chunk_index), np.ascontiguousarray(arr))
+        self._engine.write_chunk(tuple(chunk_index), np.ascontiguousarray(arr))
 
     def _check_chunk_index(self, chunk_index: Sequence[int]) -> None:
         grid = self.chunk_grid_shape
@@ -354,8 +359,15 @@ class Array(Node):
         >>> [(idx, int(c.sum())) for idx, c in a.chunk_stream(parallel=2)][:2]
         [((0, 0), 4), ((0, 1), 4)]
         """
-        return _stream.chunk_stream(
-            self, parallel, ordered, filter, progress_callback, scheduler, skip_missing, on_error
+        return stream.chunk_stream(
+            self._engine,
+            parallel,
+            ordered,
+            filter,
+            progress_callback,
+            scheduler,
+            skip_missing,
+            on_error,
         )
 
     def parallel_chunk_map(
@@ -387,8 +399,8 @@ class Array(Node):
         >>> list(a.parallel_chunk_map(lambda idx, c: int(c.sum()), max_concurrency=2))
         [((0,), 3), ((1,), 7)]
         """
-        return _stream.parallel_chunk_map(
-            self,
+        return stream.parallel_chunk_map(
+            self._engine,
             fn,
             max_concurrency=max_concurrency,
             timeout=timeout,
@@ -417,7 +429,7 @@ class Array(Node):
         >>> a.reduce_chunks(lambda i, c: int(c.max()), max)
         9
         """
-        return _stream.reduce_chunks(self, fn, combine, initial, **kwargs)
+        return stream.reduce_chunks(self._engine, fn, combine, initial, **kwargs)
 
     def to_dask(self, chunks_per_task: int | Sequence[int] | None = None):
         """A lazy dask array over this array: one read task per block of whole chunks.
@@ -434,7 +446,7 @@ class Array(Node):
         >>> x.chunksize, x.npartitions
         ((10, 10), 100)
         """
-        return to_dask(self, chunks_per_task=chunks_per_task)
+        return to_dask(self._engine, chunks_per_task=chunks_per_task)
 
     # shape changes -----------------------------------------------------------
     def resize(self, *shape: int | Sequence[int]) -> None:
@@ -443,16 +455,28 @@ class Array(Node):
         Chunks cut by the new edge keep their in-bounds part; the part beyond is
         reset to the fill value so growing the array later shows no stale data.
         """
-        from zarrflow.chunks.resize import resize_array
-
         new_shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
-        resize_array(self, tuple(int(s) for s in new_shape))
+        if self.read_only:
+            raise ReadOnlyError(f"array {self.name!r} is read-only: cannot resize")
+        new_shape = resize_chunks(self._engine, new_shape)
+        self._write_metadata(self._meta.replace(shape=new_shape))
 
     def append(self, data: Any, axis: int = 0) -> tuple[int, ...]:
-        """Append ``data`` along ``axis``; returns the new shape."""
-        from zarrflow.chunks.resize import append_array
+        """Append ``data`` along ``axis``; returns the new shape.
 
-        return append_array(self, np.asarray(data), axis)
+        Examples
+        --------
+        >>> import numpy as np, zarrflow as zf
+        >>> a = zf.create("memory://doc-append", shape=(2, 2), chunks=(2, 2), dtype="i4")
+        >>> a.append(np.ones((3, 2), "i4"))
+        (5, 2)
+        """
+        data = np.asarray(data)
+        new_shape, region = append_shape(self.name, self.shape, data.shape, axis)
+        self._prepare_value(data, data.shape)  # dtype check before anything changes
+        self.resize(new_shape)
+        self[region] = data
+        return new_shape
 
     # presentation -------------------------------------------------------------
     def __len__(self) -> int:
@@ -481,7 +505,7 @@ class Array(Node):
         # the URL (store) and metadata travel, never the data
         return (
             _rebuild_array,
-            (self._store, self._path, self._meta, self._io.write_empty_chunks),
+            (self._store, self._path, self._meta, self._engine.write_empty_chunks),
         )
 
     def __eq__(self, other: object) -> bool:

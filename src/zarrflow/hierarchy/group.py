@@ -1,4 +1,9 @@
-"""The Zarr group: a named container of arrays and groups."""
+"""The Zarr group: a named container of arrays and groups; and building nodes from metadata.
+
+:mod:`~zarrflow.hierarchy.nodes` writes and finds metadata; the functions
+here (:func:`open_node`, :func:`create_array`, ...) turn it into an
+:class:`~zarrflow.Array` or a :class:`Group`.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,20 @@ from zarrflow.errors import (
     NodeNotFoundError,
     ReadOnlyError,
 )
+from zarrflow.hierarchy.array import Array
 from zarrflow.hierarchy.node_base import Node
-from zarrflow.hierarchy.nodes import create_array, create_group, node_exists, open_node
+from zarrflow.hierarchy.nodes import (
+    create_array_metadata,
+    create_group_metadata,
+    load_node_metadata,
+    node_exists,
+    normalize_path,
+    probe_node_metadata,
+)
 from zarrflow.metadata import GroupMetadata
 from zarrflow.storage import Store, validate_key
 
-__all__ = ["Group"]
+__all__ = ["Group", "create_array", "create_group", "open_node", "probe_node"]
 
 
 class Group(Node):
@@ -119,8 +132,6 @@ class Group(Node):
         return [(k, self[k]) for k in self.keys()]
 
     def arrays(self) -> list[tuple[str, Any]]:
-        from zarrflow.hierarchy.array import Array
-
         return [(k, v) for k, v in self.members() if isinstance(v, Array)]
 
     def groups(self) -> list[tuple[str, Group]]:
@@ -213,3 +224,116 @@ class Group(Node):
 
     def __reduce__(self):
         return (Group, (self._store, self._path, self._meta), {"_consolidated": self._consolidated})
+
+
+def open_node(
+    store: Store,
+    path: str = "",
+    *,
+    zarr_format: int | None = None,
+    metadata: Any = None,
+    consolidated: Mapping[str, Any] | None = None,
+    write_empty_chunks: bool = False,
+) -> Array | Group:
+    """Open what lives at ``path``: an :class:`~zarrflow.Array` or a :class:`Group`.
+
+    ``metadata`` (already loaded) saves the read. Raises
+    :class:`~zarrflow.NodeNotFoundError` when nothing lives there.
+
+    Examples
+    --------
+    >>> from zarrflow.storage import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = create_group(store, "g")
+    >>> open_node(store, "g").kind
+    'group'
+    """
+    path = normalize_path(path)
+    meta = (
+        metadata
+        if metadata is not None
+        else load_node_metadata(store, path, zarr_format=zarr_format)
+    )
+    if isinstance(meta, GroupMetadata):
+        return Group(store, path, meta, consolidated=consolidated)
+    return Array(store, path, meta, write_empty_chunks=write_empty_chunks)
+
+
+def create_array(
+    store: Store, path: str = "", *, write_empty_chunks: bool = False, **kwargs: Any
+) -> Array:
+    """Write a new array's metadata at ``path`` and return the :class:`~zarrflow.Array`.
+
+    See :func:`zarrflow.create` for the keywords.
+
+    Examples
+    --------
+    >>> from zarrflow.storage import MemoryStore
+    >>> create_array(MemoryStore(), "a", shape=(4,), dtype="u1").shape
+    (4,)
+    """
+    meta = create_array_metadata(store, path, **kwargs)
+    return Array(store, normalize_path(path), meta, write_empty_chunks=write_empty_chunks)
+
+
+def create_group(store: Store, path: str = "", **kwargs: Any) -> Group:
+    """Write a new group's metadata at ``path`` and return the :class:`Group`.
+
+    Examples
+    --------
+    >>> from zarrflow.storage import MemoryStore
+    >>> create_group(MemoryStore(), "g", attributes={"a": 1}).attrs["a"]
+    1
+    """
+    meta = create_group_metadata(store, path, **kwargs)
+    return Group(store, normalize_path(path), meta)
+
+
+def probe_node(
+    store: Store,
+    path: str = "",
+    zarr_format: int | None = None,
+    *,
+    use_consolidated: bool = False,
+    write_empty_chunks: bool = False,
+) -> Array | Group | None:
+    """Open what lives at ``path`` from the fewest reads, or None when nothing does.
+
+    One request opens a v3 array or group (with its consolidated metadata
+    when ``use_consolidated``); a v2 node costs that request, unless
+    ``zarr_format=2``, and one ``get_many`` of its documents (and
+    ``.zmetadata``). See :func:`~zarrflow.metadata.consolidated.probe_node_metadata`.
+
+    Parameters
+    ----------
+    store
+        Where to look.
+    path
+        The node's path (``""`` for the root).
+    zarr_format
+        2 or 3 to look for one format only; None for either.
+    use_consolidated
+        Open a group from its consolidated metadata, when it has some.
+    write_empty_chunks
+        Passed to the :class:`~zarrflow.Array` opened.
+
+    Returns
+    -------
+    Array or Group or None
+
+    Examples
+    --------
+    >>> from zarrflow.storage import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = create_array(store, "a", shape=(4,), dtype="u1")
+    >>> probe_node(store, "a").shape, probe_node(store, "b") is None
+    ((4,), True)
+    """
+    path = normalize_path(path)
+    found = probe_node_metadata(store, path, zarr_format, consolidated=use_consolidated)
+    if found is None:
+        return None
+    meta, members = found
+    return open_node(
+        store, path, metadata=meta, consolidated=members, write_empty_chunks=write_empty_chunks
+    )

@@ -1,13 +1,18 @@
-"""Creating and opening nodes (arrays and groups) at a path in a store."""
+"""Creating and finding nodes (arrays and groups) at a path in a store: their metadata.
+
+This module writes and reads metadata only; it constructs no Array or Group
+(:mod:`zarrflow.hierarchy.group` builds nodes from what it returns).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from zarrflow.chunks import open_engine
 from zarrflow.codecs import (
     build_codecs_v3,
     normalize_compressor_v2,
@@ -30,18 +35,15 @@ from zarrflow.metadata import (
 from zarrflow.metadata.consolidated import probe_node_metadata
 from zarrflow.storage import Store, validate_key
 
-if TYPE_CHECKING:
-    from zarrflow.hierarchy.array import Array
-    from zarrflow.hierarchy.group import Group
-
 __all__ = [
     "DEFAULT",
     "auto_chunks",
-    "create_array",
-    "create_group",
+    "create_array_metadata",
+    "create_group_metadata",
+    "load_node_metadata",
     "node_exists",
-    "open_node",
-    "probe_node",
+    "normalize_path",
+    "probe_node_metadata",
 ]
 
 #: the default compressor (zstd) — distinct from ``None``, which means "no compression"
@@ -117,7 +119,7 @@ def auto_chunks(shape: Sequence[int], dtype: np.dtype, target_bytes: int = 4 << 
     return tuple(max(1, b[0]) if b else 1 for b in blocks)
 
 
-def create_array(
+def create_array_metadata(
     store: Store,
     path: str = "",
     *,
@@ -136,14 +138,18 @@ def create_array(
     dimension_names: Sequence[str | None] | None = None,
     attributes: Mapping[str, Any] | None = None,
     overwrite: bool = False,
-    write_empty_chunks: bool = False,
-):
-    """Write a new array's metadata at ``path`` and return the :class:`~zarrflow.Array`.
+) -> ArrayMetadataV2 | ArrayMetadataV3:
+    """Write a new array's metadata at ``path`` (normalized) and return it.
 
-    See :func:`zarrflow.create` for the parameters.
+    The codecs are checked before anything is written. See
+    :func:`zarrflow.create` for the parameters.
+
+    Examples
+    --------
+    >>> from zarrflow.storage import MemoryStore
+    >>> create_array_metadata(MemoryStore(), "a", shape=(4,), chunks=(2,), dtype="u1").chunks
+    (2,)
     """
-    from zarrflow.hierarchy.array import Array
-
     path = normalize_path(path)
     shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
     np_dtype = parse_dtype(dtype, zarr_format=zarr_format)
@@ -195,102 +201,51 @@ def create_array(
         )
     else:
         raise MetadataError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
-    array = Array(store, path, meta, write_empty_chunks=write_empty_chunks)  # validates codecs
+    open_engine(store, path, meta)  # an unknown or invalid codec raises before any write
     _prepare_target(store, path, overwrite, zarr_format)
     store.set_many({_join(path, k): v for k, v in meta.to_documents().items()})
-    return array
+    return meta
 
 
-def create_group(
+def create_group_metadata(
     store: Store,
     path: str = "",
     *,
     zarr_format: int = 3,
     attributes: Mapping[str, Any] | None = None,
     overwrite: bool = False,
-):
-    """Write a new group's metadata at ``path`` and return the :class:`~zarrflow.Group`."""
-    from zarrflow.hierarchy.group import Group
+) -> GroupMetadata:
+    """Write a new group's metadata at ``path`` (normalized) and return it.
 
+    Examples
+    --------
+    >>> from zarrflow.storage import MemoryStore
+    >>> create_group_metadata(MemoryStore(), "g").zarr_format
+    3
+    """
     path = normalize_path(path)
     if zarr_format not in (2, 3):
         raise MetadataError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
     meta = GroupMetadata(zarr_format=zarr_format, attributes=dict(attributes or {}))
     _prepare_target(store, path, overwrite, zarr_format)
     store.set_many({_join(path, k): v for k, v in meta.to_documents().items()})
-    return Group(store, path, meta)
+    return meta
 
 
-def open_node(
-    store: Store,
-    path: str = "",
-    *,
-    zarr_format: int | None = None,
-    metadata: Any = None,
-    consolidated: Mapping[str, Any] | None = None,
-    write_empty_chunks: bool = False,
-):
-    """Open what lives at ``path``: an :class:`Array` or a :class:`Group`.
+def load_node_metadata(store: Store, path: str = "", *, zarr_format: int | None = None) -> Any:
+    """The metadata of what lives at ``path``: array or group metadata.
 
     Raises :class:`~zarrflow.NodeNotFoundError` when nothing does.
-    """
-    from zarrflow.hierarchy.array import Array
-    from zarrflow.hierarchy.group import Group
-
-    path = normalize_path(path)
-    meta = metadata if metadata is not None else load_node(store, path, zarr_format=zarr_format)
-    if meta is None:  # pragma: no cover - load_node raises
-        raise NodeNotFoundError(f"nothing at {path!r} in {store.url!r}")
-    if isinstance(meta, GroupMetadata):
-        return Group(store, path, meta, consolidated=consolidated)
-    return Array(store, path, meta, write_empty_chunks=write_empty_chunks)
-
-
-def probe_node(
-    store: Store,
-    path: str = "",
-    zarr_format: int | None = None,
-    *,
-    use_consolidated: bool = False,
-    write_empty_chunks: bool = False,
-) -> Array | Group | None:
-    """Open what lives at ``path`` from the fewest reads, or None when nothing does.
-
-    One request opens a v3 array or group (with its consolidated metadata
-    when ``use_consolidated``); a v2 node costs that request, unless
-    ``zarr_format=2``, and one ``get_many`` of its documents (and
-    ``.zmetadata``). See :func:`~zarrflow.metadata.consolidated.probe_node_metadata`.
-
-    Parameters
-    ----------
-    store
-        Where to look.
-    path
-        The node's path (``""`` for the root).
-    zarr_format
-        2 or 3 to look for one format only; None for either.
-    use_consolidated
-        Open a group from its consolidated metadata, when it has some.
-    write_empty_chunks
-        Passed to the :class:`~zarrflow.Array` opened.
-
-    Returns
-    -------
-    Array or Group or None
 
     Examples
     --------
     >>> from zarrflow.storage import MemoryStore
     >>> store = MemoryStore()
-    >>> _ = create_array(store, "a", shape=(4,), dtype="u1")
-    >>> probe_node(store, "a").shape, probe_node(store, "b") is None
-    ((4,), True)
+    >>> _ = create_group_metadata(store, "g")
+    >>> type(load_node_metadata(store, "g")).__name__
+    'GroupMetadata'
     """
-    path = normalize_path(path)
-    found = probe_node_metadata(store, path, zarr_format, consolidated=use_consolidated)
-    if found is None:
-        return None
-    meta, members = found
-    return open_node(
-        store, path, metadata=meta, consolidated=members, write_empty_chunks=write_empty_chunks
-    )
+    meta = load_node(store, normalize_path(path), zarr_format=zarr_format)
+    if meta is None:  # pragma: no cover - load_node raises
+        raise NodeNotFoundError(f"nothing at {path!r} in {store.url!r}")
+    return meta

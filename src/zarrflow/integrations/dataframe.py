@@ -40,7 +40,7 @@ from zarrflow.api import open_group, to_zarr
 from zarrflow.errors import ContainsArrayError, ContainsGroupError, NodeNotFoundError, ZarrflowError
 from zarrflow.hierarchy.array import Array
 from zarrflow.hierarchy.group import Group
-from zarrflow.parallel.dask_read import _TaskScope
+from zarrflow.parallel.dask_read import TaskScope
 
 __all__ = ["ColumnSpec", "from_dask_dataframe", "to_dask_dataframe"]
 
@@ -155,7 +155,7 @@ class _FrameReader:
             self.columns if columns is None else [c for c in self.columns if c.label in columns]
         )
         blocks: dict[str, np.ndarray] = {}
-        with _TaskScope():  # chunk reads stay inside this task
+        with TaskScope():  # chunk reads stay inside this task
             data = {c.label: self._values(c, start, stop, blocks) for c in wanted}
             if self.index is None:
                 index = pd.RangeIndex(start, stop)

@@ -55,7 +55,7 @@ from zarrflow.api import open_group
 from zarrflow.errors import GroupNotFoundError, MetadataError, ZarrflowError
 from zarrflow.hierarchy.array import Array
 from zarrflow.hierarchy.group import Group
-from zarrflow.parallel.dask_read import _TaskScope, block_shape
+from zarrflow.parallel.dask_read import TaskScope, block_shape
 
 __all__ = [
     "ZarrflowBackendArray",
@@ -124,7 +124,7 @@ class ZarrflowBackendArray(BackendArray):
         if kind == "oindex" and not any(isinstance(k, np.ndarray) for k in key):
             kind = "basic"
         in_worker = threading.current_thread() is not threading.main_thread()
-        with _TaskScope() if in_worker else contextlib.nullcontext():
+        with TaskScope() if in_worker else contextlib.nullcontext():
             if kind == "vindex":
                 return np.asarray(array.vindex[key])
             if kind == "oindex":

@@ -25,10 +25,11 @@ import dask
 import dask.threaded
 import numpy as np
 
+from zarrflow.chunks import ChunkEngine
 from zarrflow.indexing import BasicIndexer
 from zarrflow.parallel.scheduling import default_parallelism, own_thread_pool, resolve_backend
 
-__all__ = ["block_shape", "in_task", "parallel_read", "parallel_write", "to_dask"]
+__all__ = ["TaskScope", "block_shape", "in_task", "parallel_read", "parallel_write", "to_dask"]
 
 _local = threading.local()
 _WHOLE_SHARD_BYTES = 64 * 2**20
@@ -47,7 +48,16 @@ def in_task() -> bool:
     return True
 
 
-class _TaskScope:
+class TaskScope:
+    """``with TaskScope():`` marks the calling thread as inside a task: reads stay inline.
+
+    Examples
+    --------
+    >>> with TaskScope():
+    ...     in_task()
+    True
+    """
+
     def __enter__(self) -> None:
         _local.depth = getattr(_local, "depth", 0) + 1
 
@@ -103,15 +113,15 @@ def _factors_for_count(count: int, grid_shape: Sequence[int]) -> list[int]:
 
 
 class _Source:
-    """What each read task holds: the array (pickled as URL + metadata)."""
+    """What each read task holds: the chunk engine (pickled as store, path and metadata)."""
 
-    __slots__ = ("array", "dtype", "ndim", "shape")
+    __slots__ = ("dtype", "engine", "ndim", "shape")
 
-    def __init__(self, array) -> None:
-        self.array = array
-        self.shape = array.shape
-        self.dtype = array.dtype
-        self.ndim = array.ndim
+    def __init__(self, engine: ChunkEngine) -> None:
+        self.engine = engine
+        self.shape = engine.shape
+        self.dtype = engine.dtype
+        self.ndim = len(engine.shape)
 
     def __getitem__(self, key):  # pragma: no cover - dask uses _read_block
         return _read_block(self, key)
@@ -119,11 +129,11 @@ class _Source:
 
 def _read_block(source: _Source, key: tuple[slice, ...], *args: Any, **kwargs: Any) -> np.ndarray:
     """One read task: the chunks of a block, decoded into one output array."""
-    array = source.array
-    indexer = BasicIndexer(key, array.shape, array.chunks)
-    out = np.empty(indexer.shape, dtype=array.dtype)
-    with _TaskScope():
-        array._io.read_into(out, indexer)
+    engine = source.engine
+    indexer = BasicIndexer(key, engine.shape, engine.chunk_shape)
+    out = np.empty(indexer.shape, dtype=engine.dtype)
+    with TaskScope():
+        engine.read_into(out, indexer)
     return out
 
 
@@ -132,7 +142,9 @@ def _largest_divisor(n: int, most: int) -> int:
 
 
 def sharded_block_shape(
-    array, chunks_per_task: int | Sequence[int] | None = None, whole_shard_bytes: int | None = None
+    engine: ChunkEngine,
+    chunks_per_task: int | Sequence[int] | None = None,
+    whole_shard_bytes: int | None = None,
 ) -> tuple[int, ...]:
     """The read block of a sharded array: whole shards, or inner chunks tiling a shard.
 
@@ -142,34 +154,48 @@ def sharded_block_shape(
     inner chunks (about ``zarrflow.task_target_bytes``) that tile the shard, so
     no inner chunk is read twice. ``chunks_per_task`` counts inner chunks.
     """
-    io, itemsize = array._io, array.dtype.itemsize
+    itemsize, shard = engine.dtype.itemsize, engine.chunk_shape
     limit = whole_shard_bytes or dask.config.get("zarrflow.shard_task_bytes", _WHOLE_SHARD_BYTES)
-    if chunks_per_task is None and math.prod(array.chunks) * itemsize <= limit:
-        return block_shape(array.chunks, array.chunk_grid_shape, itemsize)
-    inner, cps = io.inner_shape, io.codec.chunks_per_shard
-    blocks = block_shape(inner, io.inner_grid_shape, itemsize, chunks_per_task=chunks_per_task)
+    if chunks_per_task is None and math.prod(shard) * itemsize <= limit:
+        return block_shape(shard, engine.chunk_grid_shape, itemsize)
+    inner = engine.inner_shape
+    cps = tuple(s // c for s, c in zip(shard, inner, strict=True))
+    blocks = block_shape(inner, engine.inner_grid_shape, itemsize, chunks_per_task=chunks_per_task)
     if chunks_per_task is not None:
         return blocks
     factors = (_largest_divisor(n, b // c) for b, c, n in zip(blocks, inner, cps, strict=True))
     return tuple(c * f for c, f in zip(inner, factors, strict=True))
 
 
-def to_dask(array, chunks_per_task: int | Sequence[int] | None = None, name: str | None = None):
-    """A dask array over ``array``; see :meth:`zarrflow.Array.to_dask`."""
-    if getattr(array.metadata, "inner_chunks", None) is not None:
-        blocks = sharded_block_shape(array, chunks_per_task)
+def to_dask(
+    engine: ChunkEngine,
+    chunks_per_task: int | Sequence[int] | None = None,
+    name: str | None = None,
+):
+    """A dask array over an array's chunk engine; see :meth:`zarrflow.Array.to_dask`.
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> a = zf.create("memory://doc-engine-to-dask", shape=(6,), chunks=(2,), dtype="i2")
+    >>> a[:] = 3
+    >>> int(to_dask(a.engine, chunks_per_task=1).sum().compute())
+    18
+    """
+    if engine.inner_shape != engine.chunk_shape:
+        blocks = sharded_block_shape(engine, chunks_per_task)
     else:
         blocks = block_shape(
-            array.chunks,
-            array.chunk_grid_shape,
-            array.dtype.itemsize,
+            engine.chunk_shape,
+            engine.chunk_grid_shape,
+            engine.dtype.itemsize,
             chunks_per_task=chunks_per_task,
         )
     import dask.array as da  # here, not at import: dask.array costs ~1 s of CPU to import
 
-    token = dask.base.tokenize(array.name, array.metadata, blocks)
+    token = dask.base.tokenize(engine.name, engine.metadata, blocks)
     return da.from_array(
-        _Source(array),
+        _Source(engine),
         chunks=blocks,
         name=name or f"zarrflow-read-{token}",
         getitem=_read_block,
@@ -177,7 +203,7 @@ def to_dask(array, chunks_per_task: int | Sequence[int] | None = None, name: str
         fancy=False,
         lock=False,
         inline_array=True,
-        meta=np.empty((0,) * array.ndim, dtype=array.dtype),
+        meta=np.empty((0,) * len(engine.shape), dtype=engine.dtype),
     )
 
 
@@ -187,7 +213,7 @@ def _batches(projections: list, n: int) -> list[list]:
 
 
 def _run_batch(fn, batch):
-    with _TaskScope():
+    with TaskScope():
         fn(batch)
 
 
@@ -213,30 +239,32 @@ def _use_graph(nprojections: int) -> bool:
     return nprojections >= dask.config.get("zarrflow.inline_chunks") and not in_task()
 
 
-def parallel_read(array, indexer, out: np.ndarray, flat: bool, selection: Any = None) -> None:
+def parallel_read(
+    engine: ChunkEngine, indexer, out: np.ndarray, flat: bool, selection: Any = None
+) -> None:
     """Read a selection's chunks into ``out``: inline when few, else as a parallel graph.
 
     On the threaded scheduler the tasks fill ``out`` in place; with an active
     distributed client a basic selection is computed on the cluster instead.
     """
-    if selection is not None and not flat and _read_sharded_by_inner_chunk(array, selection, out):
+    if selection is not None and not flat and _read_sharded_by_inner_chunk(engine, selection, out):
         return
     projections = list(indexer)
-    if not _use_graph(len(projections)) or array.store.is_remote:
+    if not _use_graph(len(projections)) or engine.store.is_remote:
         # remote stores overlap requests inside read_into (one batched fetch)
-        array._io.read_into(out, projections, flat=flat)
+        engine.read_into(out, projections, flat=flat)
         return
     backend = resolve_backend()
     if backend.kind == "distributed" and selection is not None and not flat:
-        out[...] = to_dask(array)[selection].compute()
+        out[...] = to_dask(engine)[selection].compute()
         return
     if backend.kind == "sync":
-        array._io.read_into(out, projections, flat=flat)
+        engine.read_into(out, projections, flat=flat)
         return
-    _run_local(lambda b: array._io.read_into(out, b, flat=flat), projections, "zarrflow-read")
+    _run_local(lambda b: engine.read_into(out, b, flat=flat), projections, "zarrflow-read")
 
 
-def _read_sharded_by_inner_chunk(array, selection: Any, out: np.ndarray) -> bool:
+def _read_sharded_by_inner_chunk(engine: ChunkEngine, selection: Any, out: np.ndarray) -> bool:
     """A basic selection of a sharded array, read on threads by inner chunk; False if not.
 
     Reads of less than ``zarrflow.task_target_bytes`` stay inline. Otherwise a
@@ -244,16 +272,18 @@ def _read_sharded_by_inner_chunk(array, selection: Any, out: np.ndarray) -> bool
     coalesced ranges), and only when there are fewer shards than threads is a
     shard's run of inner chunks split between tasks, so it decodes on every core.
     """
-    io = array._io
-    if getattr(array.metadata, "inner_chunks", None) is None or array.store.is_remote:
+    if engine.inner_shape == engine.chunk_shape or engine.store.is_remote:
         return False
     if out.nbytes < dask.config.get("zarrflow.task_target_bytes") or in_task():
         return False
     if resolve_backend().kind != "threads":
         return False
     by_shard: dict[tuple[int, ...], list] = {}
-    for p in BasicIndexer(selection, array.shape, io.inner_shape):
-        by_shard.setdefault(io.shard_of(p.chunk_coords)[0], []).append(p)
+    shard, inner = engine.chunk_shape, engine.inner_shape
+    cps = tuple(s // c for s, c in zip(shard, inner, strict=True))
+    for p in BasicIndexer(selection, engine.shape, inner):
+        key = tuple(i // n for i, n in zip(p.chunk_coords, cps, strict=True))
+        by_shard.setdefault(key, []).append(p)
     workers = default_parallelism()
     runs = list(by_shard.values())
     if 0 < len(runs) < workers:
@@ -261,18 +291,17 @@ def _read_sharded_by_inner_chunk(array, selection: Any, out: np.ndarray) -> bool
         runs = [part for run in runs for part in _split(run, pieces)]
     batches = [[p for run in b for p in run] for b in _batches(runs, workers * 4)]
     token = dask.base.tokenize("zarrflow-read", id(out), len(batches))
+    read = partial(_read_inner, engine, out)
     dsk = {
-        (f"zarrflow-read-{token}", i): (
-            partial(_run_batch, lambda b: io.read_inner_into(out, b), b),
-        )
+        (f"zarrflow-read-{token}", i): (partial(_run_batch, read, b),)
         for i, b in enumerate(batches)
     }
     dask.threaded.get(dsk, list(dsk), num_workers=workers)
     return True
 
 
-def _inner_reader(io, out: np.ndarray):
-    return lambda batch: io.read_inner_into(out, batch)
+def _read_inner(engine: ChunkEngine, out: np.ndarray, batch: list) -> None:
+    engine.read_inner_into(out, batch)
 
 
 def _split(items: list, n: int) -> list[list]:
@@ -281,20 +310,19 @@ def _split(items: list, n: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def parallel_write(array, indexer, value: np.ndarray, flat: bool) -> None:
+def parallel_write(engine: ChunkEngine, indexer, value: np.ndarray, flat: bool) -> None:
     """Encode and store a selection's chunks in parallel (threads; one lock per partial chunk).
 
     Every chunk is tried; if the store failed any, one ParallelChunkError
     lists them all. Errors are raised only once every write task of the call
     has finished, so nothing lands afterwards.
     """
-    io = array._io
     projections = list(indexer)
     if not _use_graph(len(projections)) or resolve_backend().kind == "sync":
-        io.raise_failures(io.write_from(value, projections, flat=flat))
+        engine.raise_failures(engine.write_from(value, projections, flat=flat))
         return
-    io._check_writable()
+    engine.check_writable()
     failures: list = []
-    write = lambda b: failures.extend(io.write_from(value, b, flat=flat))  # noqa: E731
+    write = lambda b: failures.extend(engine.write_from(value, b, flat=flat))  # noqa: E731
     _run_local(write, projections, "zarrflow-write", settle=True)
-    io.raise_failures(failures)
+    engine.raise_failures(failures)

@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 import dask
 import numpy as np
 
+from zarrflow.chunks import ChunkEngine
 from zarrflow.errors import ReadOnlyError, ValueShapeError, ZarrflowError
 from zarrflow.indexing import BasicIndexer
-from zarrflow.parallel.dask_read import _TaskScope, block_shape
+from zarrflow.parallel.dask_read import TaskScope, block_shape
 from zarrflow.parallel.scheduling import own_thread_pool, resolve_backend
 
 if TYPE_CHECKING:
@@ -66,20 +67,22 @@ class WritePlan:
     reason: str
 
 
-def _region(array, region: Sequence[slice] | None, shape: tuple[int, ...]) -> tuple[slice, ...]:
+def _region(
+    engine: ChunkEngine, region: Sequence[slice] | None, shape: tuple[int, ...]
+) -> tuple[slice, ...]:
     if region is None:
-        region = tuple(slice(0, s) for s in array.shape)
-    region = tuple(region) + tuple(slice(0, s) for s in array.shape[len(tuple(region)) :])
+        region = tuple(slice(0, s) for s in engine.shape)
+    region = tuple(region) + tuple(slice(0, s) for s in engine.shape[len(tuple(region)) :])
     out = []
-    for sl, size in zip(region, array.shape, strict=True):
+    for sl, size in zip(region, engine.shape, strict=True):
         start, stop, step = sl.indices(size)
         if step != 1:
-            raise ValueShapeError(f"array {array.name!r}: region slices must have step 1")
+            raise ValueShapeError(f"array {engine.name!r}: region slices must have step 1")
         out.append(slice(start, stop))
     got = tuple(s.stop - s.start for s in out)
     if got != tuple(shape):
         raise ValueShapeError(
-            f"array {array.name!r}: data of shape {tuple(shape)} does not fit region "
+            f"array {engine.name!r}: data of shape {tuple(shape)} does not fit region "
             f"{tuple(out)} of shape {got}"
         )
     return tuple(out)
@@ -115,20 +118,23 @@ def _aligned_blocks(blocks: Sequence[int], start: int, stop: int, chunk: int) ->
 
 def plan_write(
     x_chunks: Sequence[Sequence[int]],
-    array,
+    engine: ChunkEngine,
     region: Sequence[slice],
     strategy: str = "auto",
     scheduler: Any = None,
 ) -> WritePlan:
-    """Decide how to write blocks of sizes ``x_chunks`` into ``region`` of ``array``.
+    """Decide how to write blocks of sizes ``x_chunks`` into ``region`` of an array.
+
+    Blocks are matched against the stored objects (``engine.chunk_shape``:
+    chunks, or whole shards), the unit a write replaces.
 
     Examples
     --------
     >>> import zarrflow as zf
     >>> a = zf.create("memory://doc-plan", shape=(100,), chunks=(10,), dtype="i4")
-    >>> plan_write(((25, 25, 50),), a, (slice(0, 100),)).strategy
+    >>> plan_write(((25, 25, 50),), a.engine, (slice(0, 100),)).strategy
     'rechunk'
-    >>> plan_write(((20, 80),), a, (slice(0, 100),)).strategy
+    >>> plan_write(((20, 80),), a.engine, (slice(0, 100),)).strategy
     'aligned'
     """
     if strategy not in _STRATEGIES:
@@ -136,20 +142,20 @@ def plan_write(
     shared = 1
     counts = [
         _shared_chunks(b, r.start, c)
-        for b, r, c in zip(x_chunks, region, array.chunks, strict=True)
+        for b, r, c in zip(x_chunks, region, engine.chunk_shape, strict=True)
     ]
     shared = sum(counts)
     if shared == 0:
         return WritePlan("aligned", 0, tuple(map(tuple, x_chunks)), "blocks align with chunks")
     if strategy == "aligned":
         raise ZarrflowError(
-            f"array {array.name!r}: strategy='aligned' but {shared} chunk boundaries are cut by "
+            f"array {engine.name!r}: strategy='aligned' but {shared} chunk boundaries are cut by "
             "blocks; use 'rechunk' or 'lock'"
         )
     if strategy == "lock":
         if resolve_backend(scheduler).kind == "processes":
             raise ZarrflowError(
-                f"array {array.name!r}: strategy='lock' cannot work on the multiprocessing "
+                f"array {engine.name!r}: strategy='lock' cannot work on the multiprocessing "
                 "scheduler (its processes share no lock); use strategy='rechunk'"
             )
         return WritePlan(
@@ -157,13 +163,13 @@ def plan_write(
         )
     aligned = tuple(
         _aligned_blocks(b, r.start, r.stop, c)
-        for b, r, c in zip(x_chunks, region, array.chunks, strict=True)
+        for b, r, c in zip(x_chunks, region, engine.chunk_shape, strict=True)
     )
     return WritePlan("rechunk", shared, aligned, "rechunked so each chunk has one writer")
 
 
 def _remote_blocks(
-    plan: WritePlan, array, region: Sequence[slice], itemsize: int
+    plan: WritePlan, engine: ChunkEngine, region: Sequence[slice], itemsize: int
 ) -> tuple[tuple[int, ...], ...] | None:
     """Blocks of several chunks for a remote target whose planned blocks are small.
 
@@ -172,33 +178,33 @@ def _remote_blocks(
     Blocks grow, on chunk boundaries, to about ``zarrflow.task_target_bytes``
     (never fewer blocks than cores, as for reads); ``None`` keeps the plan.
     """
-    if not array.store.is_remote or plan.strategy == "lock":
+    if not engine.store.is_remote or plan.strategy == "lock":
         return None
     block_bytes = math.prod(max(b) for b in plan.chunks if b) * itemsize
     if block_bytes * 2 > dask.config.get("zarrflow.task_target_bytes"):
         return None
-    grid = [-(-(r.stop - r.start) // c) for r, c in zip(region, array.chunks, strict=True)]
-    target = block_shape(array.chunks, grid, itemsize)
+    grid = [-(-(r.stop - r.start) // c) for r, c in zip(region, engine.chunk_shape, strict=True)]
+    target = block_shape(engine.chunk_shape, grid, itemsize)
     return tuple(
         _aligned_blocks([max(t, max(b))], r.start, r.stop, c)
-        for t, b, r, c in zip(target, plan.chunks, region, array.chunks, strict=True)
+        for t, b, r, c in zip(target, plan.chunks, region, engine.chunk_shape, strict=True)
     )
 
 
 def _store_block(
-    block: np.ndarray, array, offset: tuple[int, ...], lock: str, block_info=None
+    block: np.ndarray, engine: ChunkEngine, offset: tuple[int, ...], lock: str, block_info=None
 ) -> np.ndarray:
     """One write task: store ``block`` at its place in the region."""
     location = block_info[0]["array-location"]
     selection = tuple(
         slice(o + start, o + stop) for o, (start, stop) in zip(offset, location, strict=True)
     )
-    indexer = BasicIndexer(selection, array.shape, array.chunks)
+    indexer = BasicIndexer(selection, engine.shape, engine.chunk_shape)
     value = np.asarray(block)
-    if value.dtype != array.dtype:
-        value = value.astype(array.dtype)
-    with _TaskScope():
-        failures = array._io.write_from(value, indexer, lock=lock)
+    if value.dtype != engine.dtype:
+        value = value.astype(engine.dtype)
+    with TaskScope():
+        failures = engine.write_from(value, indexer, lock=lock)
     out = np.empty((1,) * block.ndim, dtype=object)
     out.flat[0] = failures  # the task succeeds: every block is tried, failures reported at the end
     return out
@@ -206,7 +212,7 @@ def _store_block(
 
 def store_dask(
     x: da.Array,
-    array,
+    engine: ChunkEngine,
     region: Sequence[slice] | None = None,
     *,
     strategy: str = "auto",
@@ -214,28 +220,30 @@ def store_dask(
     scheduler: Any = None,
     progress_callback: Any = None,
 ):
-    """Write dask array ``x`` into ``array`` (see :func:`zarrflow.to_zarr`)."""
-    if array.read_only:
-        raise ReadOnlyError(f"array {array.name!r} is read-only: cannot write")
-    if not np.can_cast(x.dtype, array.dtype, "same_kind"):
+    """Write dask array ``x`` into an array through its engine (see :func:`zarrflow.to_zarr`)."""
+    if engine.store.read_only:
+        raise ReadOnlyError(f"array {engine.name!r} is read-only: cannot write")
+    if not np.can_cast(x.dtype, engine.dtype, "same_kind"):
         raise ValueShapeError(
-            f"array {array.name!r}: cannot write {x.dtype} data into a {array.dtype} array"
+            f"array {engine.name!r}: cannot write {x.dtype} data into a {engine.dtype} array"
         )
-    if x.ndim != array.ndim:
-        raise ValueShapeError(f"array {array.name!r}: {x.ndim}-d data into a {array.ndim}-d array")
-    reg = _region(array, region, x.shape)
-    plan = plan_write(x.chunks, array, reg, strategy, scheduler)
-    logger.info("to_zarr %s: %s (%s)", array.name, plan.strategy, plan.reason)
-    blocks = _remote_blocks(plan, array, reg, x.dtype.itemsize) or plan.chunks
+    if x.ndim != len(engine.shape):
+        raise ValueShapeError(
+            f"array {engine.name!r}: {x.ndim}-d data into a {len(engine.shape)}-d array"
+        )
+    reg = _region(engine, region, x.shape)
+    plan = plan_write(x.chunks, engine, reg, strategy, scheduler)
+    logger.info("to_zarr %s: %s (%s)", engine.name, plan.strategy, plan.reason)
+    blocks = _remote_blocks(plan, engine, reg, x.dtype.itemsize) or plan.chunks
     if blocks != x.chunks:
         x = x.rechunk(blocks)
     offset = tuple(r.start for r in reg)
-    token = dask.base.tokenize(x.name, array.name, offset, plan.strategy)
+    token = dask.base.tokenize(x.name, engine.name, offset, plan.strategy)
     # the lock setting travels with the tasks: cluster workers do not see our config
     lock = dask.config.get("zarrflow.lock")
     stored = x.map_blocks(
         _store_block,
-        array=array,
+        engine=engine,
         offset=offset,
         lock=lock,
         dtype=object,
@@ -244,7 +252,7 @@ def store_dask(
         meta=np.empty((0,) * x.ndim, dtype=object),
     )
     if not compute:
-        return dask.delayed(_written, pure=False)(stored, array, plan)
+        return dask.delayed(_written, pure=False)(stored, engine, plan)
     from zarrflow.parallel.progress import compute_with_progress
 
     backend = resolve_backend(scheduler)
@@ -252,12 +260,12 @@ def store_dask(
         outcomes = compute_with_progress(
             stored, backend, progress_callback, prefix="zarrflow-write", pool=pool
         )
-    return _written(outcomes, array, plan)
+    return _written(outcomes, engine, plan)
 
 
-def _written(outcomes: np.ndarray, array, plan: WritePlan) -> WritePlan:
+def _written(outcomes: np.ndarray, engine: ChunkEngine, plan: WritePlan) -> WritePlan:
     """The plan, once every block is written; ParallelChunkError listing every failed chunk."""
-    array._io.raise_failures([f for block in outcomes.flat for f in block])
+    engine.raise_failures([f for block in outcomes.flat for f in block])
     return plan
 
 

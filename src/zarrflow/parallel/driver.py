@@ -63,11 +63,12 @@ from dask.callbacks import Callback
 from zarrflow.errors import ChunkFailure, ChunkTimeoutError, ParallelChunkError
 from zarrflow.parallel.scheduling import Backend, default_parallelism
 
-__all__ = ["deliver", "run_chunk_tasks"]
+__all__ = ["Body", "deliver", "run_chunk_tasks", "run_one"]
 
 Index = tuple[int, ...]
 Work = Callable[[Index], Any]
 Batch = list[tuple[int, Index]]
+Boundary = Callable[[Index], Any] | None
 
 _INLINE_SECONDS = 0.025  # default of zarrflow.stream_inline_seconds
 _TASK_SECONDS = 0.002  # work per task the batch size aims at, once measured
@@ -76,8 +77,16 @@ _BATCHES_PER_GRAPH = 256  # a graph's batches; its tasks are one per worker thre
 _SAMPLE = 8  # chunks per judgement of an inline stream (or one of limit / 8 seconds)
 
 
-def _run_one(work: Work, idx: Index, retries: int) -> Any:
-    """``work(idx)``, retried ``retries`` times; a final failure becomes a ChunkFailure."""
+def run_one(work: Work, idx: Index, retries: int) -> Any:
+    """``work(idx)``, retried ``retries`` times; a final failure becomes a ChunkFailure.
+
+    Examples
+    --------
+    >>> run_one(lambda i: i[0] + 1, (1,), 0)
+    2
+    >>> type(run_one(lambda i: 1 / 0, (1,), 2)).__name__
+    'ChunkFailure'
+    """
     for attempt in itertools.count():
         try:
             return work(idx)
@@ -87,9 +96,44 @@ def _run_one(work: Work, idx: Index, retries: int) -> Any:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def run_batch(work: Work, batch: list[Index], retries: int) -> list[tuple[Index, Any]]:
-    """A task's body on a cluster or process pool: results of a batch of chunks."""
-    return [(idx, _run_one(work, idx, retries)) for idx in batch]
+class Body:
+    """A task's body: ``(index, result)`` for each index of a batch, in order (picklable).
+
+    ``batched=False``: ``work(index)`` per chunk, each retried ``retries``
+    times. ``batched=True``: ``work(batch)`` returns the whole list itself
+    (one batched read for all of them) and handles its own retries; if it
+    raises, every chunk of the batch fails with that error.
+
+    Examples
+    --------
+    >>> Body(lambda i: i[0] * 2, 0, False)([(1,), (2,)])
+    [((1,), 2), ((2,), 4)]
+    """
+
+    __slots__ = ("batched", "retries", "work")
+
+    def __init__(self, work: Callable, retries: int = 0, batched: bool = False) -> None:
+        self.work = work
+        self.retries = retries
+        self.batched = batched
+
+    def __reduce__(self):
+        return (type(self), (self.work, self.retries, self.batched))
+
+    def __call__(
+        self, batch: list[Index], stop: Callable[[], bool] | None = None
+    ) -> list[tuple[Index, Any]]:
+        if self.batched:
+            try:
+                return self.work(batch)
+            except Exception as e:  # the batch failed as a whole: so did each of its chunks
+                return [(idx, ChunkFailure(idx, e)) for idx in batch]
+        results = []
+        for idx in batch:
+            if stop is not None and stop():
+                break
+            results.append((idx, run_one(self.work, idx, self.retries)))
+        return results
 
 
 # -- threads: the channel between task threads and the consumer ---------------------------------
@@ -178,23 +222,18 @@ class _Channel:
             self.arrived.notify_all()
 
 
-def _lane(channel: _Channel, work: Work, retries: int) -> None:
+def _lane(channel: _Channel, body: Body) -> None:
     """One Dask task: claim a batch, read it, hand it over whole; again, until none is left."""
+    stop = lambda: channel.cancelled  # noqa: E731
     while (items := channel.claim()) is not None:
-        results = []
-        for _, idx in items:
-            if channel.cancelled:
-                break
-            results.append((idx, _run_one(work, idx, retries)))
-        channel.put(items[0][0], results)
+        channel.put(items[0][0], body([idx for _, idx in items], stop))
     return None  # results travel through the channel, never through Dask's cache
 
 
 def _produce(
     channel: _Channel,
     batches: Iterator[Batch],
-    work: Work,
-    retries: int,
+    body: Body,
     crew: _Crew,
     name: str,
     batches_per_graph: int,
@@ -215,7 +254,7 @@ def _produce(
                 break
             following = list(itertools.islice(batches, batches_per_graph))
             channel.queue(window, last=not following)
-            lane = (partial(_lane, channel, work, retries),)
+            lane = (partial(_lane, channel, body),)
             dsk = {(f"{name}-{n}", i): lane for i in range(min(len(window), crew.workers))}
             dask.threaded.get(dsk, list(dsk), pool=crew.pool)
             window = following
@@ -291,14 +330,14 @@ if _at_exit is not None:
     _at_exit(_cancel_live)
 
 
-def _threads(work, indices, parallel, ordered, retries, batch, name):
+def _threads(body, indices, parallel, ordered, batch, name, boundary=None):
     """Batches of ``indices`` as Dask tasks on a leased crew; yield per chunk."""
     channel = _Channel(2 * parallel * batch, ordered)
     _live.add(channel)
-    batches = _numbered_batches(indices, batch)
+    batches = _numbered_batches(indices, batch, boundary)
     crew = _lease(parallel)
     producing: Future = crew.driver.submit(
-        _produce, channel, batches, work, retries, crew, name, _BATCHES_PER_GRAPH
+        _produce, channel, batches, body, crew, name, _BATCHES_PER_GRAPH
     )
     release = 0
     try:
@@ -314,10 +353,27 @@ def _threads(work, indices, parallel, ordered, retries, batch, name):
         _give_back(crew)
 
 
-def _numbered_batches(indices: Iterable[Index], batch: int) -> Iterator[Batch]:
+def _numbered_batches(
+    indices: Iterable[Index], batch: int, boundary: Boundary = None
+) -> Iterator[Batch]:
+    """``(sequence number, index)`` lists of at most ``batch``; a batch never spans two
+    values of ``boundary(index)`` (a sharded array's batches stay within one shard)."""
     numbered = enumerate(indices)
-    while chunk := list(itertools.islice(numbered, batch)):
-        yield chunk
+    if boundary is None:
+        while chunk := list(itertools.islice(numbered, batch)):
+            yield chunk
+        return
+    current: Batch = []
+    mark = None
+    for seq, idx in numbered:
+        here = boundary(idx)
+        if current and (len(current) >= batch or here != mark):
+            yield current
+            current = []
+        current.append((seq, idx))
+        mark = here
+    if current:
+        yield current
 
 
 # -- threads: short streams stay inline ----------------------------------------------------------
@@ -328,7 +384,7 @@ def _inline_limit() -> float:
     return float(dask.config.get("zarrflow.stream_inline_seconds", _INLINE_SECONDS))
 
 
-def _local(work, indices, parallel, ordered, retries, batch, name):
+def _local(body, indices, parallel, ordered, batch, name, boundary=None):
     """Stream inline while the stream is projected to be short, then as Dask tasks.
 
     Every ``_SAMPLE`` chunks (at once after a chunk slower than an eighth of
@@ -343,7 +399,7 @@ def _local(work, indices, parallel, ordered, retries, batch, name):
     """
     limit = _inline_limit()
     if limit <= 0:
-        yield from _threads(work, indices, parallel, ordered, retries, batch, name)
+        yield from _threads(body, indices, parallel, ordered, batch, name, boundary)
         return
     source = iter(indices)
     ahead = deque(itertools.islice(source, _PEEK))
@@ -352,10 +408,12 @@ def _local(work, indices, parallel, ordered, retries, batch, name):
     start = last = now = time.perf_counter()
     cpu_start = time.thread_time()
     block, previous, typical = 0, math.inf, 0.0
+    step = batch if boundary is not None else 1  # a shard's batch at once; else a slow start
     while ahead:
-        idx = ahead.popleft()
-        yield idx, _run_one(work, idx, retries)
-        block += 1
+        items = _take(ahead, step if body.batched else 1, boundary)
+        step = min(batch, 2 * step)
+        yield from body(items)
+        block += len(items)
         now = time.perf_counter()
         if block == _SAMPLE or now - last >= slow:
             mean = (now - last) / block
@@ -371,8 +429,21 @@ def _local(work, indices, parallel, ordered, retries, batch, name):
         return
     workers = _workers(parallel, time.thread_time() - cpu_start, now - start)
     size = max(1, min(batch, math.ceil(_TASK_SECONDS / max(typical, 1e-9))))
+    if boundary is not None:
+        size = batch  # a batch is (part of) one shard: read it with the fewest requests
     rest = itertools.chain(ahead, source) if more else ahead
-    yield from _threads(work, rest, workers, ordered, retries, size, name)
+    yield from _threads(body, rest, workers, ordered, size, name, boundary)
+
+
+def _take(ahead: deque, n: int, boundary: Boundary) -> list[Index]:
+    """Up to ``n`` indices from the front of ``ahead``, all of one ``boundary`` value."""
+    items = [ahead.popleft()]
+    mark = boundary(items[0]) if boundary is not None else None
+    while ahead and len(items) < n:
+        if boundary is not None and boundary(ahead[0]) != mark:
+            break
+        items.append(ahead.popleft())
+    return items
 
 
 def _workers(parallel: int, cpu: float, wall: float) -> int:
@@ -390,18 +461,19 @@ def _workers(parallel: int, cpu: float, wall: float) -> int:
     return max(1, min(parallel, max(cores, math.ceil(cores * wall / cpu))))
 
 
-def _sync(work, indices, retries):
-    for idx in indices:
-        yield idx, _run_one(work, idx, retries)
+def _sync(body: Body, indices, batch: int, boundary: Boundary = None):
+    """In the caller's thread, in order: a batched body reads ``batch`` chunks at a time."""
+    for items in _numbered_batches(indices, batch if body.batched else 1, boundary):
+        yield from body([idx for _, idx in items])
 
 
-def _futures(backend: Backend, work, indices, parallel, ordered, timeout, retries, batch, name):
+def _futures(backend: Backend, body, indices, parallel, ordered, timeout, batch, name, boundary):
     """Sliding window of futures on a distributed Client or a process pool."""
     from zarrflow.parallel.futures import FuturePool
 
     with FuturePool(backend, parallel) as pool:
         yield from pool.stream(
-            run_batch, work, _numbered_batches(indices, batch), ordered, timeout, retries, name
+            body, _numbered_batches(indices, batch, boundary), ordered, timeout, name
         )
 
 
@@ -420,13 +492,17 @@ def run_chunk_tasks(
     progress_callback: Callable[[int, int], None] | None = None,
     name: str = "zarrflow-map",
     what: str = "parallel operation",
+    batched: bool = False,
+    boundary: Boundary = None,
 ) -> Iterator[tuple[Index, Any]]:
     """Yield ``(chunk_index, work(chunk_index))`` for every index, in parallel.
 
     Parameters
     ----------
     work
-        The per-chunk function (picklable for clusters and process pools).
+        The per-chunk function (picklable for clusters and process pools);
+        with ``batched``, a function of a batch of indices returning
+        ``(index, result)`` for each (see :class:`Body`).
     indices
         Chunk indices in grid order, already filtered; consumed lazily.
     backend, parallel
@@ -452,18 +528,24 @@ def run_chunk_tasks(
         Task key prefix shown by Dask's diagnostics and dashboard.
     what
         What to call the operation in error messages.
+    batched, boundary
+        ``work`` takes a batch (:class:`Body`); batches never span two values
+        of ``boundary(index)``.
     """
     if on_error not in ("raise", "return"):
         raise ValueError(f"on_error must be 'raise' or 'return', not {on_error!r}")
     parallel = max(1, int(parallel))
     if timeout is not None:
         batch = 1
+    body = Body(work, retries, batched)
     if backend.kind == "sync" or (parallel == 1 and backend.kind == "threads" and not timeout):
-        results = _sync(work, indices, retries)
+        results = _sync(body, indices, batch, boundary)
     elif backend.kind == "threads" and timeout is None:
-        results = _local(work, indices, parallel, ordered, retries, batch, name)
+        results = _local(body, indices, parallel, ordered, batch, name, boundary)
     else:
-        results = _futures(backend, work, indices, parallel, ordered, timeout, retries, batch, name)
+        results = _futures(
+            backend, body, indices, parallel, ordered, timeout, batch, name, boundary
+        )
     try:
         yield from deliver(results, on_error, what, total, progress_callback)
     finally:

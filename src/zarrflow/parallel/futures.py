@@ -78,15 +78,16 @@ class FuturePool:
 
     def stream(
         self,
-        body: Callable,
-        work: Callable[[Index], Any],
+        body: Callable[[list[Index]], list[tuple[Index, Any]]],
         batches: Iterator[list[tuple[int, Index]]],
         ordered: bool,
         timeout: float | None,
-        retries: int,
         name: str,
     ) -> Iterator[tuple[Index, Any]]:
-        """Yield ``(index, result)`` as the window of futures completes."""
+        """Yield ``(index, result)`` as the window of futures completes.
+
+        Each future runs ``body(batch)`` (see :class:`~zarrflow.parallel.driver.Body`).
+        """
         token = uuid.uuid4().hex[:12]
         inflight: dict[Any, tuple[float, list[tuple[int, Index]]]] = {}
         ready: dict[int, tuple[Index, Any]] = {}
@@ -102,11 +103,7 @@ class FuturePool:
                     and (not ordered or pending[-1][0] < next_seq + window)
                 ):
                     fut = self._submit(
-                        body,
-                        work,
-                        [i for _, i in pending],
-                        retries,
-                        key=f"{name}-{token}-{pending[0][0]}",
+                        body, [i for _, i in pending], key=f"{name}-{token}-{pending[0][0]}"
                     )
                     inflight[fut] = (time.monotonic(), pending)
                     pending = next(batches, None)

@@ -1,21 +1,29 @@
 """``chunk_stream``, ``parallel_chunk_map`` and ``reduce_chunks`` over an array's chunks.
 
-The per-chunk work objects here are small picklable callables holding the array
-(which pickles as its store URL and metadata), so the same work runs in a
-thread, a process or on a cluster worker — and on a cluster a chunk's data
-never travels to the client, only what ``fn`` returns.
+Everything here drives a :class:`~zarrflow.chunks.ChunkEngine` (which pickles
+as its store, path and metadata), so the same work runs in a thread, a
+process or on a cluster worker — and on a cluster a chunk's data never
+travels to the client, only what ``fn`` returns.
+
+**One read path.** A task reads its batch of chunks with one
+``engine.read_chunks(batch)``: the batched fetch and batched decode that
+``a[...]`` and ``to_dask`` use (:meth:`~zarrflow.chunks.ChunkEngine.read_into`).
+A chunk that cannot be read is retried alone (``retries``) and otherwise
+reported in place of its data.
 
 **Sharded arrays** stream their *inner* chunks (``chunk_index`` is the inner
 chunk grid index), shard by shard: inner chunks in C order within a shard,
-shards in grid order (that is the order ``ordered=True`` keeps). Each task
-reads a group of inner chunks of one shard — the whole shard's, up to
-``zarrflow.shard_group_bytes`` (16 MiB) of them, one inner chunk when a
-``timeout`` is set — with one index request and coalesced ranged reads.
+shards in grid order (that is the order ``ordered=True`` keeps). A batch stays
+within one shard — up to ``zarrflow.shard_group_bytes`` (16 MiB) of its inner
+chunks, one inner chunk when a ``timeout`` is set — and is read with one
+request for the whole shard, or one index request and coalesced ranges.
 Decoded indices are kept for the operation, so in-process every shard's
-index is fetched once. ``parallel`` bounds groups in flight (at most
-``2 × parallel`` groups are held); ``timeout`` applies per task.
-``skip_missing`` lists the stored shards, then reads each one's index to
-stream only its stored inner chunks.
+index is fetched once. ``skip_missing`` lists the stored shards, then reads
+each one's index to stream only its stored inner chunks.
+
+**On a cluster** a task reads about ``zarrflow.task_target_bytes`` of chunks
+(:func:`batch_size`), and ``reduce_chunks`` combines results on the workers
+(:mod:`zarrflow.parallel.reduction`).
 """
 
 from __future__ import annotations
@@ -29,82 +37,192 @@ from typing import Any
 import dask
 import numpy as np
 
-from zarrflow.errors import ChunkFailure, ChunkTimeoutError
-from zarrflow.parallel.driver import _run_one, deliver, run_chunk_tasks
+from zarrflow.chunks import ChunkEngine
+from zarrflow.errors import ChunkFailure
+from zarrflow.parallel.driver import run_chunk_tasks
 from zarrflow.parallel.scheduling import Backend, default_parallelism, resolve_backend
 
-__all__ = ["chunk_stream", "parallel_chunk_map", "reduce_chunks"]
+__all__ = [
+    "MapChunks",
+    "ReadChunks",
+    "batch_size",
+    "chunk_indices",
+    "chunk_stream",
+    "parallel_chunk_map",
+    "reduce_chunks",
+]
 
 Index = tuple[int, ...]
+_GROUP_BYTES = 16 * 2**20  # default of zarrflow.shard_group_bytes
+_STREAM_BYTES = 256 * 1024  # a local task's batch of small chunks
 
 
-class ReadChunk:
-    """Work: the in-bounds part of one chunk."""
+class ReadChunks:
+    """Work: a batch of chunks, through the engine's one batched read.
 
-    __slots__ = ("array",)
+    A chunk whose read failed is read again alone, up to ``retries`` times,
+    then reported as a :class:`~zarrflow.ChunkFailure` in its place. ``cache``
+    (a sharded array's decoded shard indices) is shared by the tasks of one
+    process and never pickled.
+    """
 
-    def __init__(self, array) -> None:
-        self.array = array
+    __slots__ = ("cache", "engine", "retries")
 
-    def __call__(self, idx: Index) -> np.ndarray:
-        return self.array._io.read_chunk_region(idx, self.array.shape)
+    def __init__(self, engine: ChunkEngine, retries: int = 0) -> None:
+        self.engine = engine
+        self.retries = retries
+        self.cache: dict = {}
+
+    def __reduce__(self):
+        return (type(self), (self.engine, self.retries))
+
+    def read_one(self, idx: Index) -> Any:
+        """One chunk read again alone: its data, or the exception its read ended in."""
+        return self.engine.read_chunks([idx], self.cache)[0][1]
+
+    def __call__(self, batch: list[Index]) -> list[tuple[Index, Any]]:
+        out = []
+        for idx, chunk in self.engine.read_chunks(batch, self.cache):
+            for _ in range(self.retries):
+                if not isinstance(chunk, BaseException):
+                    break
+                chunk = self.read_one(idx)
+            out.append((idx, ChunkFailure(idx, chunk) if isinstance(chunk, Exception) else chunk))
+        return out
 
 
-class MapChunk:
-    """Work: ``fn(idx, chunk)`` in the task that reads the chunk."""
+class MapChunks(ReadChunks):
+    """Work: ``fn(idx, chunk)`` for each chunk of a batch, in the task that reads it.
 
-    __slots__ = ("array", "fn")
+    ``retries`` re-runs a chunk whose read or ``fn`` raised (reading it again).
+    """
 
-    def __init__(self, array, fn: Callable[[Index, np.ndarray], Any]) -> None:
-        self.array = array
+    __slots__ = ("fn",)
+
+    def __init__(
+        self, engine: ChunkEngine, fn: Callable[[Index, np.ndarray], Any], retries: int = 0
+    ) -> None:
+        super().__init__(engine, retries)
         self.fn = fn
 
-    def __call__(self, idx: Index) -> Any:
-        return self.fn(idx, self.array._io.read_chunk_region(idx, self.array.shape))
+    def __reduce__(self):
+        return (type(self), (self.engine, self.fn, self.retries))
+
+    def apply(self, idx: Index, chunk: Any) -> Any:
+        """``fn(idx, chunk)``, retried; a final failure becomes a ChunkFailure."""
+        for attempt in itertools.count():
+            if isinstance(chunk, BaseException):
+                error = chunk
+            else:
+                try:
+                    return self.fn(idx, chunk)
+                except Exception as e:  # reported per chunk, never swallowed
+                    error = e
+            if attempt >= self.retries:
+                return ChunkFailure(idx, error)
+            chunk = self.read_one(idx)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def __call__(self, batch: list[Index]) -> list[tuple[Index, Any]]:
+        return [(i, self.apply(i, c)) for i, c in self.engine.read_chunks(batch, self.cache)]
 
 
-def _grid_indices(array) -> Iterator[Index]:
-    return itertools.product(*(range(n) for n in array.chunk_grid_shape))
+# -- which chunks, in which batches --------------------------------------------------------------
+def _is_sharded(engine: ChunkEngine) -> bool:
+    return engine.inner_shape != engine.chunk_shape
 
 
-def _stored_indices(array) -> list[Index]:
-    prefix_len = len(array._io.prefix)
-    parse = array.metadata.parse_chunk_key
-    return sorted(parse(k[prefix_len:]) for k in array.stored_chunk_keys())
+def _grid(shape: tuple[int, ...]) -> Iterator[Index]:
+    return itertools.product(*(range(n) for n in shape))
 
 
 def chunk_indices(
-    array, filter: Callable[[Index], bool] | None = None, skip_missing: bool = False
+    engine: ChunkEngine,
+    filter: Callable[[Index], bool] | None = None,
+    skip_missing: bool = False,
+    cache: dict | None = None,
 ) -> tuple[Iterable[Index], Callable[[], int]]:
-    """Grid-order chunk indices after ``filter`` (lazily), and a function counting them."""
-    source: Callable[[], Iterable[Index]]
-    if skip_missing:
-        stored = _stored_indices(array)
-        source = functools.partial(iter, stored)
-    else:
-        source = functools.partial(_grid_indices, array)
+    """The inner-chunk indices to stream after ``filter`` (lazily), and a function counting them.
+
+    Regular arrays: the chunk grid in C order (only the stored chunks with
+    ``skip_missing``). Sharded arrays: shard by shard, each shard's inner
+    chunks in C order (with ``skip_missing``, those its index lists).
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> a = zf.create("memory://doc-indices", shape=(4,), chunks=(1,), shards=(2,), dtype="u1")
+    >>> a[3] = 1
+    >>> indices, count = chunk_indices(a.engine, skip_missing=True)
+    >>> list(indices), count()
+    ([(3,)], 1)
+    """
+    sharded = _is_sharded(engine)
+    stored = engine.stored_chunk_coords() if skip_missing else None
+
+    def source() -> Iterable[Index]:
+        objects: Iterable[Index] = stored if stored is not None else _grid(engine.chunk_grid_shape)
+        if not sharded:
+            return iter(objects)
+        of = engine.inner_chunks_of
+        return (i for shard in objects for i in of(shard, skip_missing, cache))
 
     def selected() -> Iterator[Index]:
         return (i for i in source() if filter(i)) if filter is not None else iter(source())
 
     def count() -> int:
-        if filter is None:
-            return len(stored) if skip_missing else array.nchunks
+        if filter is None and not sharded:
+            return len(stored) if stored is not None else math.prod(engine.chunk_grid_shape)
         return sum(1 for _ in selected())
 
     return selected(), count
 
 
-def _auto_batch(array, target: int = 256 * 1024, most: int = 64) -> int:
-    """The most chunks a task reads and hands over at once (up to ``target`` bytes).
+def batch_size(engine: ChunkEngine, backend: Backend, timeout: float | None = None) -> int:
+    """The most chunks a task reads and hands over at once.
 
-    Small chunks are grouped so that they do not drown in per-task and
-    per-hand-off overhead; the memory bound of a stream is ``2 × parallel``
-    times this. On local threads tasks take fewer when chunks are measured
-    slow (see :mod:`zarrflow.parallel.driver`).
+    One chunk per task with a ``timeout`` (it applies per task). Otherwise,
+    small chunks are grouped so they do not drown in per-task overhead: up to
+    256 KiB (at most 64 chunks) on local threads — where tasks take fewer when
+    chunks are measured slow — and up to ``zarrflow.task_target_bytes`` on a
+    cluster or process pool, where every task is a round trip through the
+    scheduler. A sharded array's batch is up to ``zarrflow.shard_group_bytes``
+    of one shard's inner chunks. The memory bound of a stream is
+    ``2 × parallel`` times this.
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> from zarrflow.parallel.scheduling import Backend
+    >>> a = zf.create("memory://doc-batch", shape=(2**20,), chunks=(2**14,), dtype="f4")
+    >>> batch_size(a.engine, Backend("threads")), batch_size(a.engine, Backend("threads"), 1.0)
+    (4, 1)
     """
-    chunk_bytes = max(1, math.prod(array.chunks) * array.dtype.itemsize)
-    return max(1, min(most, target // chunk_bytes))
+    if timeout is not None:
+        return 1
+    inner_bytes = max(1, math.prod(engine.inner_shape) * engine.dtype.itemsize)
+    if _is_sharded(engine):
+        per_shard = math.prod(
+            s // c for s, c in zip(engine.chunk_shape, engine.inner_shape, strict=True)
+        )
+        budget = dask.config.get("zarrflow.shard_group_bytes", _GROUP_BYTES)
+        return max(1, min(per_shard, budget // inner_bytes))
+    if backend.kind in ("distributed", "processes"):
+        target = int(dask.config.get("zarrflow.task_target_bytes"))
+        return max(1, target // inner_bytes)
+    return max(1, min(64, _STREAM_BYTES // inner_bytes))
+
+
+def _boundary(engine: ChunkEngine) -> Callable[[Index], Index] | None:
+    """For a sharded array, the shard of an inner chunk: batches stay within one shard."""
+    if not _is_sharded(engine):
+        return None
+    per_shard = tuple(s // c for s, c in zip(engine.chunk_shape, engine.inner_shape, strict=True))
+    return functools.partial(_shard_of, per_shard)
+
+
+def _shard_of(per_shard: tuple[int, ...], idx: Index) -> Index:
+    return tuple(i // n for i, n in zip(idx, per_shard, strict=True))
 
 
 def _cluster_threads(backend: Backend) -> int:
@@ -113,8 +231,46 @@ def _cluster_threads(backend: Backend) -> int:
     return default_parallelism()
 
 
+def _run(
+    engine: ChunkEngine,
+    work: ReadChunks,
+    backend: Backend,
+    parallel: int,
+    *,
+    ordered: bool,
+    timeout: float | None,
+    on_error: str,
+    filter: Callable[[Index], bool] | None,
+    skip_missing: bool,
+    progress_callback: Callable[[int, int], None] | None,
+    name: str,
+    what: str,
+) -> Iterator[tuple[Index, Any]]:
+    """Run batched ``work`` over the array's (inner) chunks; yield per chunk."""
+    if on_error not in ("raise", "return"):
+        raise ValueError(f"on_error must be 'raise' or 'return', not {on_error!r}")
+    indices, count = chunk_indices(engine, filter, skip_missing, work.cache)
+    total = count() if progress_callback is not None else None
+    yield from run_chunk_tasks(
+        work,
+        indices,
+        backend=backend,
+        parallel=parallel,
+        ordered=ordered,
+        timeout=timeout,
+        on_error=on_error,
+        batch=batch_size(engine, backend, timeout),
+        total=total,
+        progress_callback=progress_callback,
+        name=name,
+        what=what,
+        batched=True,
+        boundary=_boundary(engine),
+    )
+
+
 def chunk_stream(
-    array,
+    engine: ChunkEngine,
     parallel: int = 1,
     ordered: bool = True,
     filter: Callable[[Index], bool] | None = None,
@@ -123,45 +279,34 @@ def chunk_stream(
     skip_missing: bool = False,
     on_error: str = "raise",
 ) -> Iterator[tuple[Index, Any]]:
-    """Yield ``(chunk_index, chunk)`` for the chunks of ``array`` (see ``Array.chunk_stream``)."""
-    if _is_sharded(array):
-        backend = resolve_backend(scheduler) if parallel > 1 else Backend("sync")
-        work = ReadInnerGroup(array)
-        yield from _sharded_stream(
-            array,
-            work,
-            backend,
-            parallel,
-            ordered,
-            None,
-            filter,
-            skip_missing,
-            progress_callback,
-            on_error=on_error,
-            name=f"zarrflow-read-{dask.base.tokenize(array.name, 'stream')[:8]}",
-            what=f"chunk_stream over array {array.name!r}",
-        )
-        return
-    indices, count = chunk_indices(array, filter, skip_missing)
-    total = count() if progress_callback is not None else None
+    """Yield ``(chunk_index, chunk)`` for an array's chunks (see ``Array.chunk_stream``).
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> a = zf.create("memory://doc-engine-stream", shape=(3,), chunks=(2,), dtype="i1")
+    >>> [(i, c.tolist()) for i, c in chunk_stream(a.engine)]
+    [((0,), [0, 0]), ((1,), [0])]
+    """
     backend = resolve_backend(scheduler) if parallel > 1 else Backend("sync")
-    yield from run_chunk_tasks(
-        ReadChunk(array),
-        indices,
-        backend=backend,
-        parallel=parallel,
+    return _run(
+        engine,
+        ReadChunks(engine),
+        backend,
+        parallel,
         ordered=ordered,
+        timeout=None,
         on_error=on_error,
-        batch=_auto_batch(array),
-        total=total,
+        filter=filter,
+        skip_missing=skip_missing,
         progress_callback=progress_callback,
-        name=f"zarrflow-read-{dask.base.tokenize(array.name, 'stream')[:8]}",
-        what=f"chunk_stream over array {array.name!r}",
+        name=f"zarrflow-read-{dask.base.tokenize(engine.name, 'stream')[:8]}",
+        what=f"chunk_stream over array {engine.name!r}",
     )
 
 
 def parallel_chunk_map(
-    array,
+    engine: ChunkEngine,
     fn: Callable[[Index, np.ndarray], Any],
     max_concurrency: int | None = None,
     timeout: float | None = None,
@@ -173,208 +318,49 @@ def parallel_chunk_map(
     progress_callback: Callable[[int, int], None] | None = None,
     skip_missing: bool = False,
 ) -> Iterator[tuple[Index, Any]]:
-    """Yield ``(chunk_index, fn(chunk_index, chunk))`` (see ``Array.parallel_chunk_map``)."""
+    """Yield ``(chunk_index, fn(chunk_index, chunk))`` (see ``Array.parallel_chunk_map``).
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> a = zf.create("memory://doc-engine-map", shape=(4,), chunks=(2,), dtype="i1")
+    >>> list(parallel_chunk_map(a.engine, lambda i, c: c.size, scheduler="sync"))
+    [((0,), 2), ((1,), 2)]
+    """
     backend = resolve_backend(scheduler)
-    parallel = max_concurrency or _cluster_threads(backend)
-    retries = 0 if retries is None else retries
-    name = f"zarrflow-map-{dask.base.tokenize(array.name, fn)[:8]}"
-    what = f"parallel_chunk_map over array {array.name!r}"
-    if _is_sharded(array):
-        work = MapInnerGroup(array, fn, retries)
-        yield from _sharded_stream(
-            array,
-            work,
-            backend,
-            parallel,
-            ordered,
-            timeout,
-            filter,
-            skip_missing,
-            progress_callback,
-            on_error=on_error,
-            name=name,
-            what=what,
-        )
-        return
-    indices, count = chunk_indices(array, filter, skip_missing)
-    total = count() if progress_callback is not None else None
-    yield from run_chunk_tasks(
-        MapChunk(array, fn),
-        indices,
-        backend=backend,
-        parallel=parallel,
+    return _run(
+        engine,
+        MapChunks(engine, fn, 0 if retries is None else retries),
+        backend,
+        max_concurrency or _cluster_threads(backend),
         ordered=ordered,
         timeout=timeout,
-        retries=retries,
         on_error=on_error,
-        batch=_auto_batch(array),
-        total=total,
+        filter=filter,
+        skip_missing=skip_missing,
         progress_callback=progress_callback,
-        name=name,
-        what=what,
+        name=f"zarrflow-map-{dask.base.tokenize(engine.name, fn)[:8]}",
+        what=f"parallel_chunk_map over array {engine.name!r}",
     )
 
 
 def reduce_chunks(
-    array,
+    engine: ChunkEngine,
     fn: Callable[[Index, np.ndarray], Any],
     combine: Callable[[Any, Any], Any],
     initial: Any = None,
     **map_kwargs: Any,
 ) -> Any:
-    """Fold ``fn``'s per-chunk results with ``combine`` as they arrive (unordered)."""
-    results = (r for _, r in parallel_chunk_map(array, fn, ordered=False, **map_kwargs))
+    """Fold ``fn``'s per-chunk results with ``combine`` as they arrive (unordered).
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> a = zf.create("memory://doc-engine-reduce", shape=(4,), chunks=(2,), dtype="i1")
+    >>> reduce_chunks(a.engine, lambda i, c: c.size, lambda x, y: x + y, scheduler="sync")
+    4
+    """
+    results = (r for _, r in parallel_chunk_map(engine, fn, ordered=False, **map_kwargs))
     if initial is None:
         return functools.reduce(combine, results)
     return functools.reduce(combine, results, initial)
-
-
-# -- sharded arrays: inner chunks, grouped by shard ----------------------------------------------
-_GROUP_BYTES = 16 * 2**20
-
-
-def _is_sharded(array) -> bool:
-    return getattr(array.metadata, "inner_chunks", None) is not None
-
-
-def _read_group(array, group: tuple[Index, ...], retries: int, cache: dict) -> list:
-    """``(index, chunk or ChunkFailure)`` for one group; a shard-level read is retried."""
-    for attempt in itertools.count():
-        try:
-            results = array._io.read_inner_chunks(group, index_cache=cache)
-            break
-        except Exception as e:  # the shard (index, store) failed: every chunk of it did
-            if attempt >= retries:
-                return [(idx, ChunkFailure(idx, e)) for idx in group]
-    return [(i, ChunkFailure(i, c) if isinstance(c, BaseException) else c) for i, c in results]
-
-
-class ReadInnerGroup:
-    """Work: the inner chunks of a group (one shard's), one index request for them all.
-
-    ``cache`` holds the shard indices read so far; it is shared by the tasks of
-    one process and never pickled.
-    """
-
-    __slots__ = ("array", "cache", "retries")
-
-    def __init__(self, array, retries: int = 0) -> None:
-        self.array = array
-        self.retries = retries
-        self.cache: dict = {}
-
-    def __call__(self, group: tuple[Index, ...]) -> list:
-        return _read_group(self.array, group, self.retries, self.cache)
-
-    def __reduce__(self):
-        return (type(self), (self.array, self.retries))
-
-
-class MapInnerGroup(ReadInnerGroup):
-    """Work: ``fn(idx, chunk)`` for each inner chunk of a group, in the task that reads it."""
-
-    __slots__ = ("fn",)
-
-    def __init__(self, array, fn: Callable[[Index, np.ndarray], Any], retries: int = 0) -> None:
-        super().__init__(array, retries)
-        self.fn = fn
-
-    def __call__(self, group: tuple[Index, ...]) -> list:
-        out = []
-        for idx, chunk in _read_group(self.array, group, self.retries, self.cache):
-            if not isinstance(chunk, ChunkFailure):
-                chunk = _run_one(functools.partial(_apply, self.fn, chunk), idx, self.retries)
-            out.append((idx, chunk))
-        return out
-
-    def __reduce__(self):
-        return (type(self), (self.array, self.fn, self.retries))
-
-
-def _apply(fn: Callable[[Index, np.ndarray], Any], chunk: np.ndarray, idx: Index) -> Any:
-    return fn(idx, chunk)
-
-
-def _shard_members(array, shard: Index, filter, stored: bool, cache: dict) -> list[Index]:
-    """The inner chunks of one shard to stream, in C order."""
-    io = array._io
-    if stored:
-        members: Iterable[Index] = io.stored_inner_chunks(shard, index_cache=cache)
-    else:
-        cps, grid = io.codec.chunks_per_shard, io.inner_grid_shape
-        members = itertools.product(
-            *(range(s * n, min((s + 1) * n, g)) for s, n, g in zip(shard, cps, grid, strict=True))
-        )
-    return [i for i in members if filter(i)] if filter is not None else list(members)
-
-
-def shard_groups(
-    array, filter=None, skip_missing: bool = False, group_size: int = 1, cache: dict | None = None
-) -> Iterator[tuple[Index, ...]]:
-    """Groups of at most ``group_size`` inner-chunk indices, each within one shard, lazily."""
-    cache = {} if cache is None else cache
-    shards: Iterable[Index] = _stored_indices(array) if skip_missing else _grid_indices(array)
-    for shard in shards:
-        members = _shard_members(array, shard, filter, skip_missing, cache)
-        for i in range(0, len(members), group_size):
-            yield tuple(members[i : i + group_size])
-
-
-def _group_size(array, timeout: float | None) -> int:
-    if timeout is not None:
-        return 1
-    io = array._io
-    inner_bytes = max(1, math.prod(io.inner_shape) * array.dtype.itemsize)
-    budget = dask.config.get("zarrflow.shard_group_bytes", _GROUP_BYTES)
-    return max(1, min(io.codec.n_inner, budget // inner_bytes))
-
-
-def _expand(group: tuple[Index, ...], result: Any, name: str) -> list[tuple[Index, Any]]:
-    """A group's task result as per-chunk results (a lost or late task fails each chunk)."""
-    if not isinstance(result, ChunkFailure):
-        return result
-    e = result.exception
-    if isinstance(e, ChunkTimeoutError):
-        return [(i, ChunkFailure(i, ChunkTimeoutError(i, e.timeout, name))) for i in group]
-    return [(i, ChunkFailure(i, e)) for i in group]
-
-
-def _sharded_stream(
-    array,
-    work,
-    backend,
-    parallel,
-    ordered,
-    timeout,
-    filter,
-    skip_missing,
-    progress_callback,
-    *,
-    on_error: str = "raise",
-    name: str,
-    what: str,
-) -> Iterator[tuple[Index, Any]]:
-    """Run group work over a sharded array; yield per inner chunk, as ``run_chunk_tasks`` does."""
-    if on_error not in ("raise", "return"):
-        raise ValueError(f"on_error must be 'raise' or 'return', not {on_error!r}")
-    size = _group_size(array, timeout)
-    total = None
-    if progress_callback is not None:
-        total = sum(map(len, shard_groups(array, filter, skip_missing, size, work.cache)))
-    groups = shard_groups(array, filter, skip_missing, size, work.cache)
-    results = run_chunk_tasks(
-        work,
-        groups,
-        backend=backend,
-        parallel=parallel,
-        ordered=ordered,
-        timeout=timeout,
-        on_error="return",
-        name=name,
-        what=what,
-    )
-    per_chunk = (pair for group, result in results for pair in _expand(group, result, name))
-    try:
-        yield from deliver(per_chunk, on_error, what, total, progress_callback)
-    finally:
-        results.close()
