@@ -15,26 +15,38 @@ chunks, milliseconds of decoding each), long enough to go parallel.
 (256 chunks of 1 MiB) against reading it all, each case in a fresh
 interpreter.
 
+``cluster``: the same array (256 float32 chunks of 256 KiB) read on a
+2-worker ``distributed.LocalCluster`` (processes, 1 thread each) and on local
+threads: ``parallel_chunk_map`` and ``reduce_chunks`` of a per-chunk sum
+against ``to_dask().sum().compute()``, and ``chunk_stream(parallel=4)`` to the
+client against ``to_dask().compute()`` of the same bytes, as ratios; with the
+peak live allocations (tracemalloc) on the busiest worker and in the client,
+each measured in one more run. ``--only cluster`` runs this table alone.
+
 ``--baseline SRC`` adds a before/after table: the seed and latency walks run
 in fresh interpreters that import zarrflow from ``SRC`` (another checkout's
 ``src``, e.g. ``git worktree add /tmp/before HEAD~1``) and from this one,
 alternating, in the same run on the same data.
 
-Run: ``python benchmarks/bench_stream.py [--quick] [--repeat N] [--baseline SRC]``
+Run: ``python benchmarks/bench_stream.py [--quick] [--repeat N] [--baseline SRC] [--only cluster]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import operator
 import os
 import statistics
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import dask
 import numpy as np
@@ -50,6 +62,7 @@ from common import (
     PeakRSS,
     Table,
     TracedPeak,
+    Workload,
     chunk_slices,
     markdown_table,
     measure_all,
@@ -342,6 +355,111 @@ def bench_memory(path: str, wl, peers: dict) -> str:
     return markdown_table(title, header, rows)
 
 
+# -- cluster ----------------------------------------------------------------------------------
+CLUSTER = Workload("cluster", (4096, 4096), (256, 256), "float32", "zstd", "zstd")
+
+
+def chunk_sum(idx: tuple[int, ...], chunk: np.ndarray) -> float:
+    return float(chunk.sum(dtype=np.float64))
+
+
+def stream_bytes(chunks: Iterable[tuple[object, np.ndarray]]) -> int:
+    """Take every chunk to the client and only count it: the wire is the work."""
+    return sum(chunk.nbytes for _, chunk in chunks)
+
+
+def cluster_cases(a: zf.Array, scheduler: Any) -> dict[str, tuple[Callable[[], object], str]]:
+    """label -> (what runs, the label of the ``to_dask`` case it is compared with)."""
+    dask_sum, dask_all = "`a.to_dask().sum().compute()`", "`a.to_dask().compute()`"
+    return {
+        dask_sum: (lambda: float(a.to_dask().sum().compute(scheduler=scheduler)), dask_sum),
+        "`parallel_chunk_map(chunk_sum)`, summed in the client": (
+            lambda: sum(r for _, r in a.parallel_chunk_map(chunk_sum, scheduler=scheduler)),
+            dask_sum,
+        ),
+        "`reduce_chunks(chunk_sum, operator.add)`": (
+            lambda: a.reduce_chunks(chunk_sum, operator.add, scheduler=scheduler),
+            dask_sum,
+        ),
+        dask_all: (lambda: a.to_dask().compute(scheduler=scheduler).nbytes, dask_all),
+        "`chunk_stream(parallel=4)` to the client": (
+            lambda: stream_bytes(a.chunk_stream(parallel=4, scheduler=scheduler)),
+            dask_all,
+        ),
+    }
+
+
+def _start_tracing() -> None:
+    tracemalloc.start()
+
+
+def _traced_peak() -> int:
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def _peaks(run: Callable[[], object], client: Any) -> tuple[float, float]:
+    """Peak live allocations (MB) of one run: the busiest worker's (or nan), the client's."""
+    if client is not None:
+        client.run(_start_tracing)
+    with TracedPeak() as traced:
+        run()
+    worker = max(client.run(_traced_peak).values()) / MB if client is not None else math.nan
+    return worker, (traced.peak - traced.baseline) / MB
+
+
+def _cluster_rows(cases: dict, repeat: int, client: Any, where: str) -> list[tuple]:
+    timings = measure_all({label: fn for label, (fn, _) in cases.items()}, repeat)
+    rows = []
+    for label, (fn, ref) in cases.items():
+        t, r = timings[label], timings[ref]
+        worker, client_mb = _peaks(fn, client)
+        rows.append(
+            (
+                where,
+                label,
+                f"{t.median * 1e3:.0f}",
+                f"{t.min * 1e3:.0f} – {t.max * 1e3:.0f}",
+                "—" if ref == label else f"{t.median / r.median:.2f}",
+                "—" if math.isnan(worker) else f"{worker:.1f}",
+                f"{client_mb:.1f}",
+            )
+        )
+    return rows
+
+
+def bench_cluster(root: str, repeat: int) -> str:
+    """Streams, maps and reductions on a 2-worker LocalCluster and on threads, against to_dask."""
+    from distributed import Client, LocalCluster
+
+    path = os.path.join(root, "cluster.zarr")
+    CLUSTER.create(path)[:] = CLUSTER.data()
+    a = zf.open(path, mode="r")
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        rows = _cluster_rows(cluster_cases(a, client), repeat, client, "cluster")
+    rows += _cluster_rows(cluster_cases(a, "threads"), repeat, None, f"{CORES} threads")
+    header = (
+        "where",
+        "case",
+        "median ms",
+        "min – max ms",
+        "ratio t / t(to_dask)",
+        "peak worker MB (tracemalloc)",
+        "peak client MB (tracemalloc)",
+    )
+    title = (
+        f"cluster — {CLUSTER.title}; 2-worker LocalCluster (processes, 1 thread each) and "
+        f"local threads; goals: ratios ≤ 1.5 on the cluster, ≤ 1.2 on threads"
+    )
+    return markdown_table(title, header, rows)
+
+
 # -- before / after ---------------------------------------------------------------------------
 
 
@@ -411,6 +529,7 @@ def own_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--baseline", metavar="SRC")
     p.add_argument("--child", nargs=3, metavar=("PATH", "WALK", "REPEAT"))
+    p.add_argument("--only", choices=["cluster"])
     own, rest = p.parse_known_args()
     sys.argv[1:] = rest
     return own
@@ -426,6 +545,9 @@ def main() -> None:
     print_header("bench_stream.py", args)
     peers = {"zarr": optional("zarr"), "tensorstore": optional("tensorstore")}
     with scratch_dir() as root:
+        if own.only == "cluster":
+            print(bench_cluster(root, args.repeat), flush=True)
+            return
         bench_seed(root, peers, args.repeat).print()
         bench_latency(root, args.repeat).print()
         if own.baseline:
@@ -433,6 +555,7 @@ def main() -> None:
         path, wl = large_array(root, args.quick)
         bench_large_stream(path, wl, args.repeat).print()
         print(bench_memory(path, wl, peers), flush=True)
+        print(bench_cluster(root, args.repeat), flush=True)
 
 
 if __name__ == "__main__":

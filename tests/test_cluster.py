@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import operator
 import sys
+import threading
 import uuid
 
 import cloudpickle
@@ -89,6 +91,42 @@ def test_map_timeout_retries_and_errors_on_the_cluster(client, seeded):
 
     with pytest.raises(zf.ParallelChunkError, match=r"\(0, 1\)"):
         list(a.parallel_chunk_map(broken, retries=1, scheduler=client))
+
+
+def test_reduce_combines_on_the_workers(client, seeded):
+    """reduce_chunks is a tree of tasks: leaves fold batches, merges fold leaves, on workers."""
+    a, data = seeded
+    caller, seen, progress = threading.get_ident(), set(), []
+
+    def report(done, total):
+        seen.add(threading.get_ident())
+        progress.append((done, total))
+
+    with dask.config.set({"zarrflow.task_target_bytes": 800}):  # 2 chunks a leaf: 10 leaves
+        total = a.reduce_chunks(
+            lambda i, c: int(c.sum()), operator.add, scheduler=client, progress_callback=report
+        )
+        assert total == int(data.sum())
+        assert progress == [(d, 20) for d in range(1, 21)] and seen == {caller}
+        prefixes = client.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.task_prefixes)
+        )
+        assert {"zarrflow-map", "zarrflow-reduce"} <= set(prefixes)
+        assert a.reduce_chunks(lambda i, c: int(c.max()), max, initial=10**6) == 10**6
+        odd = a.reduce_chunks(
+            lambda i, c: 1, operator.add, filter=lambda i: i[1] % 2 == 1, scheduler=client
+        )
+        assert odd == 10
+
+        def broken(idx, chunk):
+            if idx == (3, 2):
+                raise ValueError("bad chunk")
+            return 1
+
+        with pytest.raises(zf.ParallelChunkError, match=r"\(3, 2\)"):
+            a.reduce_chunks(broken, operator.add, scheduler=client)
+        with pytest.raises(TypeError):
+            a.reduce_chunks(lambda i, c: 1, operator.add, filter=lambda i: False)
 
 
 def test_to_dask_and_getitem_on_the_cluster(client, seeded):

@@ -253,18 +253,28 @@ class ChunkIO:
     def _fetch_each(self, keys: list[str]) -> list:
         """Each key's bytes, None (never written), or the exception its read ended in.
 
-        One batched fetch (:meth:`_fetch`); if that raises, the keys are read
-        one by one, so that one chunk's failure is its own.
+        One try of the whole batch (a LocalStore's files read straight, the
+        store under the retry wrapper asked plainly); if it raises, each key is
+        read alone through the retrying store, so that one chunk's failure is
+        its own and each key gets its attempts (``zarrflow.retries``) once. A
+        store that retries its own requests (an object store) is asked for the
+        batch directly: after a failed batch its keys are read again one by one.
         """
+        local = self._local
+        store = self.store
         try:
-            return self._fetch(keys)
+            if local is not None:
+                return local.get_many_trusted(keys, self._size_hint)
+            if type(store) is RetryingStore:
+                return store.inner.get_many(keys)  # type: ignore[attr-defined]
+            return store.get_many(keys)
         except Exception:  # reported per chunk below, never swallowed
             pass
         values: list = []
         for key in keys:
             try:
-                values.append(self.store.get(key))
-            except Exception as e:
+                values.append(store.get(key))
+            except Exception as e:  # each key's fate is its own
                 values.append(e)
         return values
 

@@ -63,7 +63,7 @@ from dask.callbacks import Callback
 from zarrflow.errors import ChunkFailure, ChunkTimeoutError, ParallelChunkError
 from zarrflow.parallel.scheduling import Backend, default_parallelism
 
-__all__ = ["Body", "deliver", "run_chunk_tasks", "run_one"]
+__all__ = ["Body", "deliver", "numbered_batches", "run_chunk_tasks", "run_one"]
 
 Index = tuple[int, ...]
 Work = Callable[[Index], Any]
@@ -334,7 +334,7 @@ def _threads(body, indices, parallel, ordered, batch, name, boundary=None):
     """Batches of ``indices`` as Dask tasks on a leased crew; yield per chunk."""
     channel = _Channel(2 * parallel * batch, ordered)
     _live.add(channel)
-    batches = _numbered_batches(indices, batch, boundary)
+    batches = numbered_batches(indices, batch, boundary)
     crew = _lease(parallel)
     producing: Future = crew.driver.submit(
         _produce, channel, batches, body, crew, name, _BATCHES_PER_GRAPH
@@ -353,11 +353,21 @@ def _threads(body, indices, parallel, ordered, batch, name, boundary=None):
         _give_back(crew)
 
 
-def _numbered_batches(
+def numbered_batches(
     indices: Iterable[Index], batch: int, boundary: Boundary = None
 ) -> Iterator[Batch]:
-    """``(sequence number, index)`` lists of at most ``batch``; a batch never spans two
-    values of ``boundary(index)`` (a sharded array's batches stay within one shard)."""
+    """``(sequence number, index)`` lists of at most ``batch`` indices, lazily.
+
+    A batch never spans two values of ``boundary(index)`` (a sharded array's
+    batches stay within one shard).
+
+    Examples
+    --------
+    >>> [[i for _, i in b] for b in numbered_batches([(0,), (1,), (2,)], 2)]
+    [[(0,), (1,)], [(2,)]]
+    >>> [len(b) for b in numbered_batches([(0,), (1,), (2,)], 2, lambda i: i[0] // 1)]
+    [1, 1, 1]
+    """
     numbered = enumerate(indices)
     if boundary is None:
         while chunk := list(itertools.islice(numbered, batch)):
@@ -463,7 +473,7 @@ def _workers(parallel: int, cpu: float, wall: float) -> int:
 
 def _sync(body: Body, indices, batch: int, boundary: Boundary = None):
     """In the caller's thread, in order: a batched body reads ``batch`` chunks at a time."""
-    for items in _numbered_batches(indices, batch if body.batched else 1, boundary):
+    for items in numbered_batches(indices, batch if body.batched else 1, boundary):
         yield from body([idx for _, idx in items])
 
 
@@ -473,7 +483,7 @@ def _futures(backend: Backend, body, indices, parallel, ordered, timeout, batch,
 
     with FuturePool(backend, parallel) as pool:
         yield from pool.stream(
-            body, _numbered_batches(indices, batch, boundary), ordered, timeout, name
+            body, numbered_batches(indices, batch, boundary), ordered, timeout, name
         )
 
 

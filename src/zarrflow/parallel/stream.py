@@ -351,7 +351,12 @@ def reduce_chunks(
     initial: Any = None,
     **map_kwargs: Any,
 ) -> Any:
-    """Fold ``fn``'s per-chunk results with ``combine`` as they arrive (unordered).
+    """Fold ``fn``'s per-chunk results with ``combine`` (see ``Array.reduce_chunks``).
+
+    On a ``distributed`` cluster (without a ``timeout``) the fold is a tree of
+    tasks that combine on the workers (:mod:`zarrflow.parallel.reduction`);
+    elsewhere the results are folded in the caller's thread as they arrive.
+    ``map_kwargs`` are those of :func:`parallel_chunk_map`.
 
     Examples
     --------
@@ -360,7 +365,49 @@ def reduce_chunks(
     >>> reduce_chunks(a.engine, lambda i, c: c.size, lambda x, y: x + y, scheduler="sync")
     4
     """
+    backend = resolve_backend(map_kwargs.get("scheduler"))
+    if backend.kind == "distributed" and map_kwargs.get("timeout") is None:
+        return _reduce_on_cluster(engine, fn, combine, initial, backend, **map_kwargs)
     results = (r for _, r in parallel_chunk_map(engine, fn, ordered=False, **map_kwargs))
     if initial is None:
         return functools.reduce(combine, results)
     return functools.reduce(combine, results, initial)
+
+
+def _reduce_on_cluster(
+    engine: ChunkEngine,
+    fn: Callable[[Index, np.ndarray], Any],
+    combine: Callable[[Any, Any], Any],
+    initial: Any,
+    backend: Backend,
+    *,
+    max_concurrency: int | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+    on_error: str = "raise",
+    scheduler: Any = None,
+    filter: Callable[[Index], bool] | None = None,
+    progress_callback: Callable[[int, int], None] | None = None,
+    skip_missing: bool = False,
+) -> Any:
+    from zarrflow.parallel.reduction import tree_reduce
+
+    if on_error not in ("raise", "return"):
+        raise ValueError(f"on_error must be 'raise' or 'return', not {on_error!r}")
+    work = MapChunks(engine, fn, 0 if retries is None else retries)
+    indices, count = chunk_indices(engine, filter, skip_missing, work.cache)
+    return tree_reduce(
+        backend.client,
+        work,
+        indices,
+        combine,
+        initial,
+        batch=batch_size(engine, backend),
+        parallel=max_concurrency or _cluster_threads(backend),
+        on_error=on_error,
+        total=count() if progress_callback is not None else None,
+        progress_callback=progress_callback,
+        boundary=_boundary(engine),
+        name=f"zarrflow-map-{dask.base.tokenize(engine.name, fn)[:8]}",
+        what=f"reduce_chunks over array {engine.name!r}",
+    )

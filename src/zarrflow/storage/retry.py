@@ -269,21 +269,35 @@ def call_sync(
     request: Callable[[], T],
     policy: RetryPolicy | None = None,
     budget: RequestBudget | None = None,
+    *,
+    failed: BaseException | None = None,
 ) -> T | Failure:
     """``request()`` with the retries of :func:`call_async`, in the calling thread.
 
     A try that hangs cannot be cancelled here; the filesystem's own timeouts
     bound it. ``budget=None`` takes no budget slot (for local filesystems).
+    ``failed``: the caller already made the first try, which raised this; the
+    retries follow as if this call had made it (the hot path of
+    :class:`~zarrflow.storage.retrying.RetryingStore` tries once, plainly,
+    and only then asks here).
 
     Examples
     --------
     >>> call_sync(lambda: 1 / 0).kind, call_sync(lambda: 42)
     ('permanent', 42)
+    >>> call_sync(lambda: 42, RetryPolicy(backoff=0.001), failed=TimeoutError("slow"))
+    42
     """
     policy = policy or RetryPolicy.from_config()
     started = time.monotonic()
     deadline = started + policy.max_time
-    for attempt in range(1, policy.attempts + 1):
+    failure = None if failed is None else _failure(failed, 1, started, started)
+    for attempt in range(1 if failure is None else 2, policy.attempts + 1):
+        if failure is not None:  # a try failed: retry a transient failure after a pause
+            pause = policy.delay(attempt - 1)
+            if failure.kind != "transient" or time.monotonic() + pause >= deadline:
+                return failure
+            time.sleep(pause)
         if budget is not None:
             budget.acquire()
         try:
@@ -293,10 +307,5 @@ def call_sync(
         finally:
             if budget is not None:
                 budget.release()
-        pause = policy.delay(attempt)
-        if failure.kind != "transient" or attempt == policy.attempts:
-            return failure
-        if time.monotonic() + pause >= deadline:
-            return failure
-        time.sleep(pause)
-    raise AssertionError("unreachable")  # pragma: no cover
+    assert failure is not None
+    return failure

@@ -16,13 +16,13 @@ Python call on the hot path and nothing else until a try fails.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from zarrflow.storage.base import ByteRequest, Store
 from zarrflow.storage.failures import failure_kind
-from zarrflow.storage.retry import RetryPolicy
+from zarrflow.storage.retry import Failure, call_sync
 from zarrflow.storage.wrapper import StoreWrapper
 
 __all__ = ["RetryingStore", "batch_or_each", "with_retries"]
@@ -50,26 +50,17 @@ def with_retries(store: Store) -> Store:
 def _retry(call: Callable[..., T], args: tuple[Any, ...], first: BaseException) -> T:
     """Try ``call(*args)`` again after its first try raised the transient ``first``.
 
-    Follows :class:`~zarrflow.storage.retry.RetryPolicy` read from
-    ``zarrflow.retries`` now; the last exception is raised with a note saying
-    how many tries were made.
+    The retries are :func:`~zarrflow.storage.retry.call_sync`'s, under the
+    :class:`~zarrflow.storage.retry.RetryPolicy` read from ``zarrflow.retries``
+    now: one retry loop for every store. A failure that outlasts the attempts
+    is raised with a note saying how many tries were made.
     """
-    policy = RetryPolicy.from_config()
-    started = time.monotonic()
-    error, tries = first, 1
-    while tries < policy.attempts:
-        pause = policy.delay(tries)
-        if time.monotonic() + pause - started >= policy.max_time:
-            break
-        time.sleep(pause)
-        tries += 1
-        try:
-            return call(*args)
-        except Exception as exc:
-            error = exc
-            if failure_kind(exc) != "transient":
-                raise
-    error.add_note(f"zarrflow gave up after {tries} attempt(s) (zarrflow.retries)")
+    outcome = call_sync(partial(call, *args), failed=first)
+    if not isinstance(outcome, Failure):
+        return outcome
+    error = outcome.exception
+    if outcome.kind == "transient":
+        error.add_note(f"zarrflow gave up after {outcome.attempts} attempt(s) (zarrflow.retries)")
     raise error
 
 
