@@ -9,12 +9,15 @@ write (no Dask). Then the worth of the "several chunks per task" rule
 1,000,000-chunk array, scheduling 10,000 tasks, and ``.sum()`` over 1,000,000
 missing chunks.
 
-Run: ``python benchmarks/bench_dask.py [--quick] [--repeat N]``
+Run: ``python benchmarks/bench_dask.py [--quick] [--repeat N] [--workload NAME]``
+(``--workload seed`` or ``small-chunks`` runs only that workload's tables).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 
 import dask.array as da
 import numpy as np
@@ -170,13 +173,23 @@ def bench_scheduling(root: str, peers: dict, repeat: int) -> Table:
     return run_table(title, a.nbytes, a.nchunks, cases, repeat)
 
 
+def _workload_arg() -> str:
+    """``--workload``, taken out before the common options."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--workload", choices=["all", "seed", "small-chunks"], default="all")
+    own, rest = p.parse_known_args()
+    sys.argv[1:] = rest
+    return own.workload
+
+
 def main() -> None:
+    only = _workload_arg()
     args = parse_args(__doc__)
     print_header("bench_dask.py", args)
     peers = {"zarr": optional("zarr"), "tensorstore": optional("tensorstore")}
     goals = Goals()
     with scratch_dir() as root:
-        for wl in [SEED, *large_workloads(args.quick)]:
+        for wl in {"all": [SEED, *large_workloads(args.quick)], "seed": [SEED]}.get(only, []):
             data = wl.data()
             read = bench_read(root, wl, data, peers, args.repeat)
             read.print()
@@ -191,11 +204,17 @@ def main() -> None:
             if wl is SEED:
                 bench_chunks_per_task(root, wl, [1, 10, 50], args.repeat).print()
 
+        if only == "seed":
+            goals.print()
+            return
         small = bench_read(root, SMALL_CHUNKS, SMALL_CHUNKS.data(), peers, args.repeat)
         small.print()
         us = small.timing(ZF_READ).us_per(SMALL_CHUNKS.nchunks)
         goals.at_most("small-chunks `to_dask().compute()` per chunk", us, 20.0, "µs/chunk")
         bench_chunks_per_task(root, SMALL_CHUNKS, [1, 8, 64, 512], args.repeat).print()
+        if only == "small-chunks":
+            goals.print()
+            return
 
         shape = QUICK_GRAPH_SHAPE if args.quick else GRAPH_SHAPE
         bench_graph_build(root, shape, peers, args.repeat).print()

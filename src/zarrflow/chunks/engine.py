@@ -100,6 +100,8 @@ def open_engine(
     >>> engine = open_engine(a.store, a.path, a.metadata)
     >>> type(engine).__name__, engine.chunk_shape, engine.inner_shape, engine.key((1,))
     ('ShardIO', (4,), (2,), 'c/1')
+    >>> isinstance(engine, ChunkEngine)
+    True
     >>> [(i, c.tolist()) for i, c in engine.read_chunks([(0,), (3,)])]
     [((0,), [0, 0]), ((3,), [0, 0])]
     >>> type(pickle.loads(pickle.dumps(engine))).__name__
