@@ -42,7 +42,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import zarrflow as zf
-from zarrflow.progress import TextProgressBar
+from zarrflow.parallel.progress import TextProgressBar
 from zarrflow.storage import Store
 
 workdir = tempfile.mkdtemp(prefix="zarrflow-nb01-")
@@ -290,7 +290,7 @@ count = sum(1 for _ in a.chunk_stream(parallel=4, progress_callback=report))
 print("streamed", count, "chunks")
 
 # %% [markdown]
-# zarrflow ships a one-line text bar, `zarrflow.progress.TextProgressBar`,
+# zarrflow ships a one-line text bar, `zarrflow.parallel.progress.TextProgressBar`,
 # that fits the same slot (the CLI uses it). Library code never prints:
 # progress is always something you pass in.
 

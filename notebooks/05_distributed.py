@@ -35,7 +35,7 @@ from dask.utils import key_split
 from distributed import Client, LocalCluster, get_task_stream
 
 import zarrflow as zf
-from zarrflow.progress import TextProgressBar
+from zarrflow.parallel.progress import TextProgressBar
 
 workdir = tempfile.mkdtemp(prefix="zarrflow-nb05-")
 cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
