@@ -68,7 +68,7 @@ def test_the_tour_runs_as_a_script_twice(tmp_path):
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1]
     lines = outputs[0].splitlines()
-    assert lines[0] == "(400, 500) 100 chunk sums, max 999999"
+    assert lines[0] == "(400, 500) 100 chunk means, 100 chunk sums, max 999999"
     mean_total = np.arange(1_000_000).reshape(1000, 1000).sum(axis=1).mean()
     assert lines[2] == f"4 partitions, mean total {mean_total}"
     assert lines[-1].endswith(f" {2 * 999_999}")
