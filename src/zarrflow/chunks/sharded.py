@@ -223,7 +223,8 @@ class ShardIO(ChunkIO):
     ) -> list[tuple[Index, Any]]:
         """``(index, chunk or exception)`` for inner chunks of the array, trimmed at its edge.
 
-        Indices are inner-chunk grid indices; they are grouped by shard, and
+        Results come in the order of ``indices``, which are inner-chunk grid
+        indices; they are grouped by shard, and
         each shard is read as one :class:`ShardJob` (the whole shard in one
         request when every in-bounds inner chunk is wanted, else its index and
         coalesced ranges). A failure of one inner chunk is returned in its
@@ -232,28 +233,31 @@ class ShardIO(ChunkIO):
         saves index requests across calls.
         """
         shape, inner = self.metadata.shape, self.inner_shape
-        groups: dict[Index, list[tuple[Index, Index]]] = {}
-        for idx in indices:
+        groups: dict[Index, list[tuple[int, Index, Index]]] = {}
+        for pos, idx in enumerate(indices):
             shard, local = self.shard_of(idx)
-            groups.setdefault(shard, []).append((tuple(idx), local))
+            groups.setdefault(shard, []).append((pos, tuple(idx), local))
         full = self._full_inner()
-        results: list[tuple[Index, Any]] = []
+        results: list[Any] = [None] * len(indices)
         for shard, members in groups.items():
             buffer = np.empty((len(members), *inner), self.dtype)
-            items = [ChunkProjection(loc, full, (k,), True) for k, (_, loc) in enumerate(members)]
+            items = [
+                ChunkProjection(loc, full, (k,), True) for k, (_, _, loc) in enumerate(members)
+            ]
             whole = len(items) >= self._inner_in_bounds(shard)
             job = ShardJob(shard, self.key(shard), items, buffer, whole)
             job.errors = {}
             try:
                 self.reader.run_cached(job, index_cache)
             except Exception as e:  # the shard failed: every chunk of it did
-                results.extend((idx, e) for idx, _ in members)
+                for pos, idx, _ in members:
+                    results[pos] = (idx, e)
                 continue
-            for k, (idx, _) in enumerate(members):
+            for k, (pos, idx, _) in enumerate(members):
                 trim = tuple(
                     slice(0, min(c, s - i * c)) for i, c, s in zip(idx, inner, shape, strict=True)
                 )
-                results.append((idx, job.errors.get(k, buffer[k][(*trim, Ellipsis)])))
+                results[pos] = (idx, job.errors.get(k, buffer[k][(*trim, Ellipsis)]))
         return results
 
     def inner_chunks_of(
