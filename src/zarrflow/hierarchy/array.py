@@ -325,9 +325,11 @@ class Array(Node):
         ----------
         parallel
             Chunk reads in flight at once; 1 reads sequentially in grid order.
-            At most ``2 × parallel`` chunks (times a small batch factor for chunks
-            under 256 KiB) are held at any moment: those being read, and as
-            many finished and waiting for you.
+            At most ``2 × parallel`` batches of chunks are held at any moment:
+            those being read, and as many finished and waiting for you. A batch
+            is one chunk of 256 KiB or more on local threads (up to 64 smaller
+            ones), and about ``zarrflow.task_target_bytes`` (4 MiB) of chunks
+            on a cluster or process pool, where each task is a round trip.
         ordered
             Yield in grid order (True) or as reads complete (False).
         filter
