@@ -38,7 +38,7 @@ from zarrflow.storage.base import (
 )
 from zarrflow.storage.failures import hint, is_missing_error, is_transient_error
 from zarrflow.storage.keys import is_valid_key, validate_key, validate_prefix
-from zarrflow.storage.local import is_temp_name
+from zarrflow.storage.local import is_lock_name, is_temp_name
 from zarrflow.storage.remote import make_filesystem, prepare_async, whole_read_kwargs
 from zarrflow.storage.retry import Failure, RetryPolicy, call_async, call_sync, io_budget
 
@@ -48,8 +48,9 @@ Call = tuple[tuple[Any, ...], dict[str, Any]]
 
 
 def _listable(key: str) -> bool:
-    """True for a listed name that is a valid key and not a LocalStore temp file."""
-    return is_valid_key(key) and not is_temp_name(key.rpartition("/")[2])
+    """True for a listed name that is a valid key, not a LocalStore temp or lock file."""
+    name = key.rpartition("/")[2]
+    return is_valid_key(key) and not is_temp_name(name) and not is_lock_name(name)
 
 
 def _literal(path: str) -> bool:
