@@ -27,7 +27,14 @@ from collections.abc import Iterator
 
 from zarrflow.errors import GenerationConflictError, TransientStoreError
 
-__all__ = ["failure_kind", "hint", "is_conflict_error", "is_missing_error", "is_transient_error"]
+__all__ = [
+    "failure_kind",
+    "hint",
+    "http_status",
+    "is_conflict_error",
+    "is_missing_error",
+    "is_transient_error",
+]
 
 #: answers to a conditional request whose condition did not hold
 _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
@@ -78,6 +85,21 @@ def _http_status_and_code(exc: BaseException) -> tuple[int | None, str | None]:
         if isinstance(value, int) and 100 <= value < 600:
             return value, None
     return None, None
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The first HTTP status found on ``exc`` or the exceptions it was raised from.
+
+    Examples
+    --------
+    >>> http_status(ValueError("no HTTP here")) is None
+    True
+    """
+    for e in _causes(exc):
+        status = _http_status_and_code(e)[0]
+        if status is not None:
+            return status
+    return None
 
 
 def _codes(exc: BaseException) -> set[str]:
