@@ -56,6 +56,16 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no conditional writes
     fcntl = None  # type: ignore[assignment]
+from zarrflow.storage.files import (
+    file_generation,
+    open_new,
+    read_all,
+    read_at,
+    read_request,
+    read_rest,
+    remove_quietly,
+    write_new,
+)
 from zarrflow.storage.keys import is_valid_key, validate_key, validate_prefix
 
 __all__ = ["LocalStore", "is_lock_name", "is_temp_name"]
@@ -64,9 +74,7 @@ _LOCK_SUFFIX = ".zarrflow-lock"
 
 _TEMP_NAME = re.compile(r"\..*\.[0-9a-f]{16}\.tmp\Z", re.DOTALL)
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
-_WRITE_ATTEMPTS = 4  # a concurrent delete may remove a directory between makedirs and open
 
 
 def is_temp_name(name: str) -> bool:
@@ -93,52 +101,6 @@ def is_lock_name(name: str) -> bool:
 
 def _is_reserved(name: str) -> bool:
     return is_temp_name(name) or is_lock_name(name)
-
-
-def file_generation(st: os.stat_result) -> str:
-    """The generation of a file from its ``stat``: ``"<inode>-<size>-<mtime_ns>"`` in hex.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> fd, path = tempfile.mkstemp()
-    >>> file_generation(os.fstat(fd)) == file_generation(os.stat(path))
-    True
-    >>> os.close(fd); os.remove(path)
-    """
-    return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
-
-
-def _read_all(fd: int) -> bytes:
-    """Everything from ``fd``'s position to its end, in one read when the size is known."""
-    size = os.fstat(fd).st_size
-    data = os.read(fd, size) if size else b""
-    if size and len(data) == size:
-        return data
-    return _read_rest(fd, data, max(size - len(data), 1 << 20))
-
-
-def _read_rest(fd: int, data: bytes, step: int) -> bytes:
-    """``data`` followed by the rest of ``fd`` (a short read, or a size not known)."""
-    parts = [data]
-    while part := os.read(fd, step):
-        parts.append(part)
-    return b"".join(parts)
-
-
-def _read_at(fd: int, length: int, offset: int) -> bytes:
-    """Up to ``length`` bytes at ``offset`` (fewer only at the end of the file)."""
-    if hasattr(os, "pread"):
-        data = os.pread(fd, length, offset)
-    else:  # pragma: no cover - Windows
-        os.lseek(fd, offset, os.SEEK_SET)
-        data = os.read(fd, length)
-    while 0 < len(data) < length:  # a short read before EOF: keep going
-        more = _read_at(fd, length - len(data), offset + len(data))
-        if not more:
-            break
-        data += more
-    return data
 
 
 class LocalStore(Store):
@@ -217,12 +179,12 @@ class LocalStore(Store):
             raise self._error("read", key, exc) from exc
         try:
             if size_hint is None:
-                return _read_all(fd)
+                return read_all(fd)
             # no fstat: one read of size_hint bytes, and fewer than asked is the end
             # of the file (a regular file gives a short read only there); a full
             # read may have more behind it
             data = os.read(fd, size_hint)
-            return data if len(data) < size_hint else _read_rest(fd, data, 1 << 20)
+            return data if len(data) < size_hint else read_rest(fd, data, 1 << 20)
         except IsADirectoryError:
             return None
         except OSError as exc:
@@ -309,7 +271,7 @@ class LocalStore(Store):
                 else:
                     start = max(size - request.suffix, 0)
                 length = size - start
-            return _read_at(fd, length, start) if length > 0 else b""
+            return read_at(fd, length, start) if length > 0 else b""
         except IsADirectoryError:
             return None
         except OSError as exc:
@@ -363,13 +325,13 @@ class LocalStore(Store):
         cut = max(path.rfind("/"), path.rfind(os.sep)) + 1
         temp = f"{path[:cut]}.{path[cut : cut + 64]}.{os.urandom(8).hex()}.tmp"
         try:
-            generation = _write_new(temp, path[: cut - 1], value, mtime_ns)
+            generation = write_new(temp, path[: cut - 1], value, mtime_ns)
         except OSError as exc:
             raise self._error("write", key, exc) from exc
         try:
             os.replace(temp, path)
         except OSError as exc:
-            _remove_quietly(temp)
+            remove_quietly(temp)
             raise self._error("write", key, exc) from exc
         return generation
 
@@ -406,7 +368,7 @@ class LocalStore(Store):
             return None
         fd, generation = opened
         try:
-            return Versioned(_read_all(fd), generation)
+            return Versioned(read_all(fd), generation)
         except OSError as exc:
             raise self._error("read", key, exc) from exc
         finally:
@@ -456,7 +418,7 @@ class LocalStore(Store):
         fd, found = opened
         try:
             size = int(found.split("-")[1], 16)
-            return [_read_request(fd, r, size) for r in requests], found
+            return [read_request(fd, r, size) for r in requests], found
         except OSError as exc:
             raise self._error("read", key, exc) from exc
         finally:
@@ -567,7 +529,7 @@ class LocalStore(Store):
         directory, _, name = real.rpartition(os.sep)
         lock = f"{directory}{os.sep}.{name[:200]}{_LOCK_SUFFIX}"
         try:
-            fd = _open_new(lock, directory, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0))
+            fd = open_new(lock, directory, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0))
         except OSError as exc:
             raise self._error("lock", key, exc) from exc
         try:
@@ -582,52 +544,3 @@ class LocalStore(Store):
         if real is None:
             real = self._real = os.path.realpath(self.root).rstrip(os.sep) + os.sep
         return real
-
-
-def _read_request(fd: int, request: ByteRequest, size: int) -> bytes:
-    """The bytes ``request`` names of a file of ``size`` bytes open as ``fd``."""
-    if type(request) is RangeByteRequest:
-        start, stop = request.start, min(request.end, size)
-    elif type(request) is OffsetByteRequest:
-        start, stop = request.offset, size
-    else:
-        start, stop = max(size - request.suffix, 0), size
-    return _read_at(fd, stop - start, start) if stop > start else b""
-
-
-def _open_new(path: str, directory: str, flags: int) -> int:
-    """``os.open(path, flags)``, creating ``directory`` only when missing."""
-    for attempt in range(_WRITE_ATTEMPTS):
-        try:
-            return os.open(path, flags, 0o666)
-        except FileNotFoundError:
-            if attempt == _WRITE_ATTEMPTS - 1:
-                raise
-            os.makedirs(directory, exist_ok=True)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _write_new(temp: str, directory: str, value: bytes, mtime_ns: int | None = None) -> str:
-    """Create ``temp`` holding ``value``; its generation (with mtime ``mtime_ns`` if given)."""
-    fd = _open_new(temp, directory, _CREATE_FLAGS)
-    try:
-        view = memoryview(value).cast("B")
-        while view.nbytes:
-            view = view[os.write(fd, view) :]
-        if mtime_ns is None:
-            return ""
-        os.utime(fd, ns=(mtime_ns, mtime_ns))
-        return file_generation(os.fstat(fd))
-    except BaseException:
-        os.close(fd)
-        fd = -1
-        _remove_quietly(temp)
-        raise
-    finally:
-        if fd >= 0:
-            os.close(fd)
-
-
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)

@@ -15,6 +15,32 @@ equal ETags mean equal bytes, so a merge computed from them is still right.
 
 Each function is one request, awaited on s3fs's event loop; retries and the
 request budget are the caller's (:func:`~zarrflow.storage.retry.call_async`).
+:class:`~zarrflow.storage.FsspecStore` drives them; the example shows the
+store methods and, below them, the requests themselves.
+
+Examples
+--------
+>>> from fsspec.asyn import sync
+>>> from zarrflow.errors import GenerationConflictError
+>>> from zarrflow.storage import FsspecStore, IfAbsent, IfGeneration
+>>> from zarrflow.testing.s3_server import S3Server
+>>> with S3Server() as server:
+...     server.create_bucket("doc-cond")
+...     store = FsspecStore("s3://doc-cond/a", server.storage_options())
+...     etag = store.set_if("k", b"v1", IfAbsent())
+...     assert store.get_versioned("k").generation == etag
+...     try:
+...         store.set_if("k", b"v2", IfGeneration('"stale"'))
+...     except GenerationConflictError:
+...         print("stale If-Match refused")
+...     fs = store.fs
+...     new = sync(fs.loop, put_object, fs, "doc-cond/a/k", b"v2", if_match=etag)
+...     data, same = sync(fs.loop, get_object, fs, "doc-cond/a/k", "bytes=0-0", new)
+...     size, _ = sync(fs.loop, head_object, fs, "doc-cond/a/k", new)
+...     sync(fs.loop, delete_object, fs, "doc-cond/a/k", new)
+...     print(data, same == new, size, store.get("k"))
+stale If-Match refused
+b'v' True 2 None
 """
 
 from __future__ import annotations
@@ -81,6 +107,17 @@ async def conditional(
 
     ``expected`` is the generation the request was pinned to (None: "absent").
     A 404 answer counts as a conflict only when a generation was expected.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> async def gone():
+    ...     raise FileNotFoundError("s3://b/k")
+    >>> try:
+    ...     asyncio.run(conditional(gone, "s3://b", "k", '"etag"'))
+    ... except GenerationConflictError as exc:
+    ...     print(exc.expected)
+    "etag"
     """
     try:
         return await request()
@@ -119,7 +156,10 @@ async def get_object(
 
 
 async def head_object(fs: Any, path: str, if_match: str | None = None) -> tuple[int, str]:
-    """HEAD the object at ``path`` (only if its ETag is ``if_match``): its size and ETag."""
+    """HEAD the object at ``path`` (only if its ETag is ``if_match``): its size and ETag.
+
+    Example: the module's.
+    """
     bucket, key = _split(fs, path)
     extra = {"IfMatch": if_match} if if_match is not None else {}
     response = await fs._call_s3("head_object", Bucket=bucket, Key=key, **extra)
@@ -129,7 +169,10 @@ async def head_object(fs: Any, path: str, if_match: str | None = None) -> tuple[
 async def put_object(
     fs: Any, path: str, data: bytes, if_match: str | None = None, if_none_match: bool = False
 ) -> str:
-    """PUT ``data`` at ``path`` with ``If-Match`` or ``If-None-Match: *``; the new ETag."""
+    """PUT ``data`` at ``path`` with ``If-Match`` or ``If-None-Match: *``; the new ETag.
+
+    Example: the module's.
+    """
     bucket, key = _split(fs, path)
     extra = {"IfMatch": if_match} if if_match is not None else {}
     if if_none_match:
@@ -142,7 +185,10 @@ async def put_object(
 
 
 async def delete_object(fs: Any, path: str, if_match: str) -> None:
-    """DELETE the object at ``path`` only if its ETag is ``if_match``."""
+    """DELETE the object at ``path`` only if its ETag is ``if_match``.
+
+    Example: the module's.
+    """
     bucket, key = _split(fs, path)
     try:
         await fs._call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=if_match)
@@ -158,5 +204,11 @@ def _etag(response: dict[str, Any], path: str) -> str:
 
 
 def is_invalid_range(exc: BaseException) -> bool:
-    """True for an HTTP 416 answer (a range starting at or past the end of the object)."""
+    """True for an HTTP 416 answer (a range starting at or past the end of the object).
+
+    Examples
+    --------
+    >>> is_invalid_range(ValueError("no status"))
+    False
+    """
     return http_status(exc) == 416
