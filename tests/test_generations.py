@@ -342,3 +342,30 @@ def test_local_set_if_keeps_old_value_when_the_write_fails(tmp_path: Path) -> No
     assert store.get_versioned("k") == Versioned(b"old", generation)
     leftovers = [p.name for p in (tmp_path / "root").iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+def test_local_lock_files_are_invisible_to_arrays_info_and_copy(tmp_path: Path) -> None:
+    """Chunks rewritten with set_if leave lock files beside them; nothing above sees them."""
+    import numpy as np
+
+    import zarrflow as zf
+    from zarrflow.copying import copy_node
+
+    path = tmp_path / "a.zarr"
+    a = zf.create(str(path), shape=(6, 6), chunks=(3, 3), dtype="i4", fill_value=0)
+    a[:] = np.arange(36).reshape(6, 6)
+    store = LocalStore(path)
+    chunk_keys = [k for k in store.list_prefix("") if k != "zarr.json"]
+    for key in chunk_keys:
+        found = store.get_versioned(key)
+        store.set_if(key, found.data, IfGeneration(found.generation))
+    assert len([p for p in path.rglob("*") if is_lock_name(p.name)]) == 4
+    again = zf.open(str(path))
+    assert again.nchunks_initialized == 4
+    info = str(again.info)
+    assert "Chunks stored        : 4 / 4" in info
+    stored_bytes = sum(len(store.get(k)) for k in chunk_keys)
+    assert f"Bytes stored         : {stored_bytes} B" in info  # lock files not counted
+    copy = copy_node(str(path), str(tmp_path / "b.zarr"))
+    assert np.array_equal(copy[:], np.arange(36).reshape(6, 6))
+    assert not [p for p in (tmp_path / "b.zarr").rglob("*") if is_lock_name(p.name)]
