@@ -366,9 +366,12 @@ class LocalStore(Store):
         opened = self._open_versioned(key, None)
         if opened is None:
             return None
-        fd, generation = opened
+        fd, generation, size = opened
         try:
-            return Versioned(read_all(fd), generation)
+            data = os.read(fd, size) if size else b""
+            if len(data) < size:  # not a regular short read: read on to the end
+                data = read_rest(fd, data, size - len(data))
+            return Versioned(data, generation)
         except OSError as exc:
             raise self._error("read", key, exc) from exc
         finally:
@@ -415,17 +418,16 @@ class LocalStore(Store):
         opened = self._open_versioned(key, generation)
         if opened is None:
             return None
-        fd, found = opened
+        fd, found, size = opened
         try:
-            size = int(found.split("-")[1], 16)
             return [read_request(fd, r, size) for r in requests], found
         except OSError as exc:
             raise self._error("read", key, exc) from exc
         finally:
             os.close(fd)
 
-    def _open_versioned(self, key: str, expected: str | None) -> tuple[int, str] | None:
-        """An open descriptor on file ``key`` and its generation, or None when missing.
+    def _open_versioned(self, key: str, expected: str | None) -> tuple[int, str, int] | None:
+        """An open descriptor on file ``key``, its generation and size; None when missing.
 
         With ``expected``, another generation (or a missing file) raises
         :class:`~zarrflow.errors.GenerationConflictError`.
@@ -438,6 +440,7 @@ class LocalStore(Store):
         except OSError as exc:
             raise self._error("read", key, exc) from exc
         generation = None
+        size = 0
         if fd >= 0:
             try:
                 st = os.fstat(fd)
@@ -445,7 +448,7 @@ class LocalStore(Store):
                 os.close(fd)
                 raise self._error("read", key, exc) from exc
             if stat.S_ISREG(st.st_mode):
-                generation = file_generation(st)
+                generation, size = file_generation(st), st.st_size
             else:  # a directory is not a key
                 os.close(fd)
                 fd = -1
@@ -453,7 +456,7 @@ class LocalStore(Store):
             if fd >= 0:
                 os.close(fd)
             check_generation(self.url, key, IfGeneration(expected), generation)
-        return None if generation is None else (fd, generation)
+        return None if generation is None else (fd, generation, size)
 
     def set_if(self, key: str, value: bytes, condition: Condition) -> str:
         """Write file ``key`` only if ``condition`` holds, under its lock file; the new generation.
