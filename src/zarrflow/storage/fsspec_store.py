@@ -428,7 +428,9 @@ class FsspecStore(Store):
 
         Pinned to ``generation``, every GET carries ``If-Match``. Unpinned, the
         GETs go out at once and their ETags are compared; if they differ (a
-        write landed in between), they are sent again pinned to the first one.
+        write landed in between) they are sent again, up to 3 times, then once
+        more pinned to the current ETag (a HEAD), which raises
+        :class:`~zarrflow.errors.GenerationConflictError` if writes still land.
         """
         for request in requests:
             check_byte_request(key, request)
@@ -444,29 +446,37 @@ class FsspecStore(Store):
         if not wanted:  # only empty ranges: the object's existence and ETag
             etag = self._etag(key, path, generation)
             return None if etag is None else ([b""] * len(requests), etag)
-        outcomes = self._run_many(
-            [self._get_call(key, path, headers[i], generation) for i in wanted]
-        )
-        results = [
-            _PAST_END
-            if isinstance(o, Failure) and s3.is_invalid_range(o.exception)
-            else self._outcome("read", key, o)
-            for o in outcomes
-        ]
-        if generation is None:
+        for _ in range(_UNPINNED_TRIES if generation is None else 1):
+            results = self._get_ranges(key, path, [headers[i] for i in wanted], generation)
+            if generation is not None:
+                break
             etags = {r[1] for r in results if type(r) is tuple}
             if not etags and all(r is None for r in results):
                 return None
-            if len(etags) != 1 or any(type(r) is not tuple for r in results):
-                # a write landed in between (or a range began past the end): read the
-                # current version again, every GET pinned to it
-                current = self._etag(key, path, None)
-                return None if current is None else self._ranges_versioned(key, requests, current)
-            generation = etags.pop()
+            if len(etags) == 1 and all(type(r) is tuple for r in results):
+                generation = etags.pop()
+                break
+        else:  # writes kept landing in between: pin every GET to the current version
+            generation = self._etag(key, path, None)
+            if generation is None:
+                return None
+            results = self._get_ranges(key, path, [headers[i] for i in wanted], generation)
         out = [b""] * len(requests)
         for i, result in zip(wanted, results, strict=True):
             out[i] = b"" if result is _PAST_END else result[0]
         return out, generation
+
+    def _get_ranges(
+        self, key: str, path: str, headers: list[str], generation: str | None
+    ) -> list[Any]:
+        """Ranged GETs, concurrently: (bytes, ETag), None (missing) or _PAST_END each."""
+        calls = [self._get_call(key, path, h, generation) for h in headers]
+        return [
+            _PAST_END
+            if isinstance(o, Failure) and s3.is_invalid_range(o.exception)
+            else self._outcome("read", key, o)
+            for o in self._run_many(calls)
+        ]
 
     def _get_call(
         self, key: str, path: str, header: str | None, generation: str | None
@@ -510,6 +520,7 @@ class FsspecStore(Store):
 
 
 _PAST_END = object()  # a ranged GET that began past the end of the object (HTTP 416)
+_UNPINNED_TRIES = 3  # unpinned ranged reads compared by ETag before pinning to a HEAD
 
 
 def _ignorable(outcome: Any) -> bool:
