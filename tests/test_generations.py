@@ -349,7 +349,7 @@ def test_local_lock_files_are_invisible_to_arrays_info_and_copy(tmp_path: Path) 
     import numpy as np
 
     import zarrflow as zf
-    from zarrflow.copying import copy_node
+    from zarrflow.integrations.copying import copy_node
 
     path = tmp_path / "a.zarr"
     a = zf.create(str(path), shape=(6, 6), chunks=(3, 3), dtype="i4", fill_value=0)
