@@ -415,3 +415,19 @@ def _kind(store: Store) -> str:
     if isinstance(store, MemoryStore):
         return "memory"
     return "local" if isinstance(store, LocalStore) else "s3"
+
+
+def test_local_lock_follows_symlinked_subdirectories(tmp_path: Path) -> None:
+    """A key reached through a symlinked directory inside the store has one lock file."""
+    elsewhere, root = tmp_path / "elsewhere", tmp_path / "root"
+    elsewhere.mkdir()
+    root.mkdir()
+    (root / "a").symlink_to(elsewhere, target_is_directory=True)
+    outer, inner = LocalStore(root), LocalStore(elsewhere)
+    outer.set_if("a/c/0", b"1", IfAbsent())
+    inner.set_if("c/0", b"2", IfGeneration(inner.get_versioned("c/0").generation))
+    locks = [
+        os.path.join(d, f) for d, _, files in os.walk(tmp_path) for f in files if is_lock_name(f)
+    ]
+    assert locks == [str(elsewhere / "c" / ".0.zarrflow-lock")]
+    assert outer.get("a/c/0") == b"2"

@@ -528,8 +528,8 @@ class LocalStore(Store):
     @contextlib.contextmanager
     def _locked(self, key: str, path: str) -> Iterator[None]:
         """Hold the exclusive ``flock`` of ``key``'s lock file (created when missing)."""
-        real = self._real_prefix() + path[len(self._prefix) :]
-        directory, _, name = real.rpartition(os.sep)
+        directory, _, name = path.rpartition(os.sep)
+        directory = os.path.realpath(directory)  # one lock per file, however it is reached
         lock = f"{directory}{os.sep}.{name[:200]}{_LOCK_SUFFIX}"
         try:
             fd = open_new(lock, directory, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0))
@@ -540,10 +540,3 @@ class LocalStore(Store):
             yield
         finally:
             os.close(fd)  # releases the lock
-
-    def _real_prefix(self) -> str:
-        """``os.path.realpath`` of the root (and a separator): lock identity."""
-        real = getattr(self, "_real", None)
-        if real is None:
-            real = self._real = os.path.realpath(self.root).rstrip(os.sep) + os.sep
-        return real
