@@ -431,3 +431,32 @@ def test_local_lock_follows_symlinked_subdirectories(tmp_path: Path) -> None:
     ]
     assert locks == [str(elsewhere / "c" / ".0.zarrflow-lock")]
     assert outer.get("a/c/0") == b"2"
+
+
+class _ClientError(Exception):
+    """The shape of a botocore ClientError (``response`` dict), as s3fs chains it."""
+
+    def __init__(self, code: str, status: int) -> None:
+        super().__init__(code)
+        self.response = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "translated"),
+    [
+        ("PreconditionFailed", 412, OSError(22, "precondition")),  # s3fs: EINVAL
+        ("PreconditionFailed", 412, FileExistsError("exists")),  # s3fs, If-None-Match
+        ("ConditionalRequestConflict", 409, OSError(16, "busy")),  # s3fs: EBUSY, a
+        # "transient" errno: the conflict must win
+    ],
+)
+def test_s3_condition_answers_are_conflicts_never_transient(
+    code: str, status: int, translated: OSError
+) -> None:
+    from zarrflow.storage.failures import is_conflict_error
+
+    translated.__cause__ = _ClientError(code, status)
+    assert is_conflict_error(translated)
+    assert failure_kind(translated) == "permanent"
+    assert not is_conflict_error(OSError(16, "busy"))  # a bare EBUSY stays transient
+    assert failure_kind(OSError(16, "busy")) == "transient"
