@@ -16,7 +16,8 @@ counter in memory). Six methods use it; all take and return plain values:
 ``get_versioned(key) -> Versioned | None``
     The bytes and the generation they belong to.
 ``get_range_versioned(key, request, generation=None) -> Versioned | None``
-    Part of one version; with ``generation``, only of that version.
+    Part of one version; with ``generation``, only of that version (a missing
+    key then is a conflict too, not ``None``).
 ``get_ranges_versioned(key, requests, generation=None) -> list[bytes] | None``
     Several ranges of one object, all from one version (a shard's index and
     its inner chunks), never a mix.
@@ -366,7 +367,16 @@ class Store(ABC):
         )
 
     def get_versioned(self, key: str) -> Versioned | None:
-        """The value at ``key`` and its generation, or None if it does not exist."""
+        """The value at ``key`` and its generation, or None if it does not exist.
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> store = MemoryStore()
+        >>> store.set("k", b"v")
+        >>> store.get_versioned("k").data, store.get_versioned("missing")
+        (b'v', None)
+        """
         raise self._unsupported(f"a versioned read of key {key!r}")
 
     def get_range_versioned(
@@ -374,9 +384,18 @@ class Store(ABC):
     ) -> Versioned | None:
         """Part of one version of ``key`` (None if missing).
 
-        With ``generation``, only of that version: another one stored raises
-        :class:`~zarrflow.errors.GenerationConflictError`. The default slices
+        With ``generation``, only of that version: another one stored, or none,
+        raises :class:`~zarrflow.errors.GenerationConflictError`. The default slices
         :meth:`get_versioned`; backends override it to read only the range.
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> store = MemoryStore()
+        >>> store.set("k", b"abcdef")
+        >>> part = store.get_range_versioned("k", RangeByteRequest(1, 3))
+        >>> part.data, part.generation == store.get_versioned("k").generation
+        (b'bc', True)
         """
         check_byte_request(key, request)
         whole = self.get_versioned(key)
@@ -396,6 +415,14 @@ class Store(ABC):
         The default reads the first range, then the others pinned to its
         generation; a change in between raises
         :class:`~zarrflow.errors.GenerationConflictError` (never a mix).
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> store = MemoryStore()
+        >>> store.set("k", b"abcdef")
+        >>> store.get_ranges_versioned("k", [RangeByteRequest(0, 2), SuffixByteRequest(2)])
+        [b'ab', b'ef']
         """
         head = requests[0] if requests else RangeByteRequest(0, 0)
         first = self.get_range_versioned(key, head, generation)
@@ -416,6 +443,14 @@ class Store(ABC):
 
         Raises :class:`~zarrflow.errors.GenerationConflictError` (nothing
         written) when the stored object is not the one ``condition`` names.
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> store = MemoryStore()
+        >>> generation = store.set_if("k", b"v1", IfAbsent())
+        >>> store.set_if("k", b"v2", IfGeneration(generation)) != generation
+        True
         """
         raise self._unsupported(f"a conditional write of key {key!r}")
 
@@ -423,6 +458,14 @@ class Store(ABC):
         """Delete ``key`` only if it still has ``condition.generation``.
 
         A missing key is a conflict (it no longer has that generation).
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> store = MemoryStore()
+        >>> store.delete_if("k", IfGeneration(store.set_if("k", b"v", IfAbsent())))
+        >>> store.exists("k")
+        False
         """
         raise self._unsupported(f"a conditional delete of key {key!r}")
 
