@@ -8,8 +8,8 @@ generation is unchanged (``IfAbsent`` for the first write), and on a
 holds every marker exactly once: no update lost, none applied twice.
 
 The control: the same harness with plain ``set`` in place of ``set_if``
-(``conditional=False``), 4 processes x 60 rounds, run on 2026-12-04 with
-``python /tmp/control_gen.py`` (``run_writers(..., conditional=False)``):
+(``run_writers(stores, conditional=False)``), 4 processes x 60 rounds, run on
+2026-12-04:
 local files lost 171, 188 and 188 of 240 updates in three runs; S3 (moto)
 lost 162 and 166 of 240 in two runs. With ``set_if``: 0 lost (179 and 368
 conflicts retried). The local control loses updates on every run, so it is

@@ -382,6 +382,22 @@ def test_capabilities_and_url(store: Store) -> None:
     assert store.url in repr(store)
 
 
+def test_generation_capability_and_round_trip(store: Store) -> None:
+    """Memory and local stores support generations; zip and fsspec (non-S3) say they do not."""
+    from zarrflow.errors import UnsupportedOperationError
+    from zarrflow.storage import IfAbsent, Versioned
+
+    supported = isinstance(store, MemoryStore | LocalStore)
+    assert store.supports_generations is supported
+    if supported:
+        generation = store.set_if("a/c/0", b"v", IfAbsent())
+        assert store.get_versioned("a/c/0") == Versioned(b"v", generation)
+    else:
+        with pytest.raises(UnsupportedOperationError):
+            store.set_if("a/c/0", b"v", IfAbsent())
+        assert store.get("a/c/0") is None
+
+
 # LocalStore -------------------------------------------------------------------------------
 
 
