@@ -11,6 +11,7 @@ never show in listings, and a symlinked root shares them with its real path.
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 import uuid
 from collections.abc import Iterator
@@ -247,8 +248,15 @@ def test_wrappers_pass_generations_through(memory_store: MemoryStore) -> None:
 
 
 def test_conflicts_are_permanent_and_never_retried(memory_store: MemoryStore) -> None:
-    conflict = GenerationConflictError(memory_store.url, "k", "1")
+    conflict = GenerationConflictError(memory_store.url, "k", "1", "generation '2' is stored")
     assert not isinstance(conflict, OSError)
+    again = pickle.loads(pickle.dumps(conflict))  # crosses process boundaries intact
+    assert (again.url, again.key, again.expected, str(again)) == (
+        conflict.url,
+        "k",
+        "1",
+        str(conflict),
+    )
     assert failure_kind(conflict) == "permanent"
     faulty = FaultyStore(memory_store)
     store = RetryingStore(faulty)
