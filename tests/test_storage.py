@@ -383,11 +383,12 @@ def test_capabilities_and_url(store: Store) -> None:
 
 
 def test_generation_capability_and_round_trip(store: Store) -> None:
-    """Memory and local stores support generations; zip and fsspec (non-S3) say they do not."""
+    """Memory, local and S3 stores support generations; zip and other fsspec say they do not."""
     from zarrflow.errors import UnsupportedOperationError
     from zarrflow.storage import IfAbsent, Versioned
 
-    supported = isinstance(store, MemoryStore | LocalStore)
+    on_s3 = isinstance(store, FsspecStore) and store.url.startswith("s3://")
+    supported = isinstance(store, MemoryStore | LocalStore) or on_s3
     assert store.supports_generations is supported
     if supported:
         generation = store.set_if("a/c/0", b"v", IfAbsent())
