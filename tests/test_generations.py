@@ -150,6 +150,8 @@ def test_ranged_versioned_reads(gstore: Store) -> None:
     assert gstore.get_ranges_versioned("s", requests, generation) == expected
     assert gstore.get_range_versioned("missing", RangeByteRequest(0, 2)) is None
     assert gstore.get_ranges_versioned("missing", requests) is None
+    assert gstore.get_ranges_versioned("s", [], generation) == []  # exists, nothing asked
+    assert gstore.get_ranges_versioned("missing", []) is None
 
 
 def test_ranged_reads_with_a_stale_generation_raise(gstore: Store) -> None:
