@@ -91,7 +91,7 @@ def v3_group(tmp_path: Path) -> Path:
 
 
 def test_demo_prints_its_tables_with_bars_kept_apart() -> None:
-    (result,) = run_cli(["demo", "--repeat", "1"])
+    (result,) = run_cli(["demo", "--repeat", "1", "--progress"])
     out = _ok(result).stdout
     assert "Seed array" in out and "shape (1000, 1000), chunks (100, 100), 100 chunks" in out
     assert "| write a[:] = data" in out and "| read a[:]" in out
@@ -101,10 +101,15 @@ def test_demo_prints_its_tables_with_bars_kept_apart() -> None:
     assert re.search(r"\| sequential +\| yes +\| [\d.]+ ms .*\| 1\.00x", out)
     assert re.search(r"\| to_zarr\(a.to_dask\(\)\) write back +\| 100 +\| [\d.]+ ms", out)
     assert "Checked: every stream, the map's sums and the written copy equal" in out
-    # progress goes to stderr, one finished line per bar when not on a terminal
+    # progress goes to stderr, one finished line per bar when not on a terminal, counted in
+    # the chunks the text speaks of (runs x 100 chunks), with the rate
     assert "\r" not in out and "[#" not in out and "\r" not in result.stderr
     bars = [line for line in result.stderr.splitlines() if "100%" in line]
     assert [b.split()[0] for b in bars] == ["chunk_stream", "parallel_chunk_map", "to_zarr"]
+    for bar, runs in zip(bars, (18, 2, 2), strict=True):
+        n = runs * 100
+        assert re.search(rf"\({runs} runs x 100 chunks\) +\[#+\] 100% {n}/{n} chunks ", bar), bar
+        assert re.search(r" \d+ chunks/s in [\d.]+s$", bar), bar
 
 
 def test_info_describes_arrays_and_groups(v2_array, v3_group) -> None:
@@ -130,15 +135,18 @@ def test_info_describes_arrays_and_groups(v2_array, v3_group) -> None:
 def test_copy_converts_v2_to_v3_and_rechunks_and_group_to_zip(tmp_path, v2_array, v3_group) -> None:
     src, data = v2_array
     dst, zipped = tmp_path / "v3.zarr", tmp_path / "g.zip"
+    convert = ["--zarr-format", "3", "--chunks", "250,150", "--compressor", "blosc"]
     array, group = run_cli(
-        ["copy", src, dst, "--zarr-format", "3", "--chunks", "250,150", "--compressor", "blosc"],
+        ["copy", src, dst, *convert, "--progress"],
         ["copy", v3_group, zipped, "--zarr-format", "2", "--quiet"],
     )
     out = _ok(array).stdout
     assert f"copied {src} -> {dst}" in out
     assert "from: array, Zarr v2, chunks (100, 100), codecs: zstd" in out
     assert "to:   array, Zarr v3, chunks (250, 150), codecs: bytes, blosc" in out
-    assert re.search(r"^copy +\[#+\] 100%", array.stderr, re.M), array.stderr
+    # the bar counts bytes: 400 x 300 float64 = 960,000 bytes
+    bar = r"^copy +\[#+\] 100% 960\.0 kB/960\.0 kB [\d.]+ .?B/s in "
+    assert re.search(bar, array.stderr, re.M), array.stderr
     b = zf.open_array(dst, mode="r")
     assert (b.zarr_format, b.chunks, b.attrs["title"]) == (3, (250, 150), "seed")
     np.testing.assert_array_equal(b[:], data)
@@ -169,7 +177,7 @@ def test_copy_shards_or_says_clearly_it_cannot(tmp_path, v2_array) -> None:
 
 def test_stats_match_numpy(v2_array) -> None:
     src, data = v2_array
-    (result,) = run_cli(["stats", src])
+    (result,) = run_cli(["stats", src, "--progress"])
     values = dict(re.findall(r"^ *(\w+): (\S+)$", _ok(result).stdout, re.M))
     assert int(values["count"]) == np.count_nonzero(~np.isnan(data))
     assert int(values["nan_count"]) == 5
@@ -180,7 +188,9 @@ def test_stats_match_numpy(v2_array) -> None:
         ("std", np.nanstd(data)),
     ):
         assert float(values[key]) == pytest.approx(expected, rel=1e-9), key
-    assert re.search(r"^stats +\[#+\] 100% 12/12", result.stderr, re.M), result.stderr
+    assert re.search(r"^stats \(stored chunks\) +\[#+\] 100% 12/12 chunks ", result.stderr, re.M), (
+        result.stderr
+    )
 
 
 def _one_error_line(stderr: str, command: str) -> str:
@@ -216,12 +226,13 @@ def test_debug_shows_the_traceback(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["stats", "{group}"], "is a group, not an array"),
-        (["copy", "{array}", "{array}"], "exists already; add --overwrite"),
+        (["stats", "{group}"], "is a group, not an array; name one of its arrays with --path"),
+        (["copy", "{array}", "{group}"], "exists already; add --overwrite"),
+        (["copy", "{array}", "{array}", "--overwrite"], "overlaps the source"),
         (["copy", "{array}", "{tmp}/o.zarr", "--chunks", "0,x"], "--chunks '0,x' is not a shape"),
         (["info", "gcs://bucket/a.zarr"], "gcsfs"),
     ],
-    ids=["group-not-array", "existing-target", "bad-shape", "missing-package"],
+    ids=["group-not-array", "existing-target", "same-target", "bad-shape", "missing-package"],
 )
 def test_more_errors_in_process(argv, message, tmp_path, v2_array, v3_group, capsys) -> None:
     if "gcs://" in argv[1] and importlib.util.find_spec("gcsfs"):
