@@ -509,3 +509,17 @@ def _wait_for_line(lines: queue.Queue[str], pattern: str, timeout: float) -> re.
         if match:
             return match
     pytest.fail(f"no line matching {pattern!r} within {timeout} s; saw:\n{''.join(seen)}")
+
+
+def test_an_unexpected_failure_is_one_line_too(monkeypatch, capsys, v2_array) -> None:
+    from zarrflow.cli import commands
+
+    def broken(args):
+        raise RuntimeError("Nanny failed\nto start")
+
+    monkeypatch.setattr(commands, "info", broken)
+    assert cli.main(["info", str(v2_array[0])]) == 1
+    line = _one_error_line(capsys.readouterr().err, "info")
+    assert line.endswith("RuntimeError: Nanny failed to start (--debug shows the traceback)")
+    with pytest.raises(RuntimeError):
+        cli.main(["--debug", "info", str(v2_array[0])])

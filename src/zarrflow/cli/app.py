@@ -3,7 +3,8 @@
 Argument parsing lives here; what each subcommand does lives in
 :mod:`zarrflow.cli.commands`. An error the user can fix (a missing path, a bad URL,
 an unreadable array, a missing optional package) prints one line on stderr
-and exits with status 1; ``--debug`` shows the traceback instead.
+and exits with status 1; so does any other failure (with its type named);
+``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -279,6 +280,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"zarrflow {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # unexpected: still one line, the traceback behind --debug
+        if args.debug:
+            raise
+        print(
+            f"zarrflow {args.command}: error: {type(e).__name__}: {_one_line(e)} "
+            "(--debug shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
