@@ -399,14 +399,25 @@ def test_members_by_path_or_url_and_a_group_names_its_arrays(tmp_path, v3_group)
     assert subgroup.returncode == 1 and _one_error_line(subgroup.stderr, "stats").endswith(": y")
 
 
-def test_copy_onto_itself_is_refused_and_destroys_nothing(v2_array) -> None:
+def test_copy_onto_itself_is_refused_and_a_failed_copy_leaves_nothing(tmp_path, v2_array) -> None:
     src = v2_array[0]
     before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
-    same, inside = run_cli(["copy", src, src, "--overwrite"], ["copy", src, src / "c", "--quiet"])
+    broken = tmp_path / "broken.zarr"
+    shutil.copytree(src, broken)
+    (broken / "2.1").write_bytes(b"garbage, not zstd")
+    same, inside, failed = run_cli(
+        ["copy", src, src, "--overwrite"],
+        ["copy", src, src / "c", "--quiet"],
+        ["copy", broken, tmp_path / "out.zarr"],
+    )
     for result in (same, inside):
         assert result.returncode == 1, result
         assert "overlaps the source" in _one_error_line(result.stderr, "copy")
     assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before
+    assert failed.returncode == 1
+    line = _one_error_line(failed.stderr, "copy")
+    assert "failed (nothing was written there)" in line and "'2.1'" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.zarr", "v2.zarr"]
 
 
 def test_huge_arrays_give_one_line_or_stream(tmp_path) -> None:

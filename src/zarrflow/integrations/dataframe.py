@@ -434,6 +434,21 @@ def from_dask_dataframe(
     an existing array or group at ``url`` before anything is computed or
     written; ``"w"`` (or ``overwrite=True``) replaces it.
 
+    Parameters
+    ----------
+    ddf
+        A dask or pandas DataFrame.
+    url
+        Where the group goes: a path, an fsspec URL or a store.
+    chunks
+        Rows per chunk (default: the largest partition).
+    overwrite
+        The same as ``mode="w"``.
+    mode
+        ``"w-"`` (default) or ``"w"``; ``"a"`` and ``"r+"`` are refused.
+    zarr_format, compressor, storage_options, scheduler
+        The arrays' format and compressor, fsspec options, where tasks run.
+
     Examples
     --------
     >>> import pandas as pd
