@@ -453,9 +453,13 @@ def bench_cluster(root: str, repeat: int) -> str:
         "peak worker MB (tracemalloc)",
         "peak client MB (tracemalloc)",
     )
+    chunk_mb = math.prod(CLUSTER.chunks) * np.dtype(CLUSTER.dtype).itemsize / MB
+    batch = dask.config.get("zarrflow.task_target_bytes") // int(chunk_mb * MB)
     title = (
         f"cluster — {CLUSTER.title}; 2-worker LocalCluster (processes, 1 thread each) and "
-        f"local threads; goals: ratios ≤ 1.5 on the cluster, ≤ 1.2 on threads"
+        f"local threads; goals: ratios ≤ 1.5 on the cluster, ≤ 1.2 on threads; on the "
+        f"cluster a task reads {batch} chunks, so `chunk_stream(parallel=4)` holds at most "
+        f"2 × 4 × {batch} chunks ({2 * 4 * batch * chunk_mb:.1f} MB)"
     )
     return markdown_table(title, header, rows)
 
