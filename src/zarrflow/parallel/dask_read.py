@@ -137,6 +137,13 @@ def _read_block(source: _Source, key: tuple[slice, ...], *args: Any, **kwargs: A
     return out
 
 
+def _read_region(engine: ChunkEngine, region: tuple[slice, ...], out: np.ndarray) -> None:
+    """Fill ``out`` with the array's values in ``region`` (a shared-output read task)."""
+    indexer = BasicIndexer(region, engine.shape, engine.chunk_shape)
+    with TaskScope():
+        engine.read_into(out, indexer)
+
+
 def _largest_divisor(n: int, most: int) -> int:
     return max(d for d in range(1, max(1, min(n, most)) + 1) if n % d == 0)
 
@@ -193,8 +200,10 @@ def to_dask(
         )
     import dask.array as da  # here, not at import: dask.array costs ~1 s of CPU to import
 
+    from zarrflow.parallel.dask_output import ReadArray
+
     token = dask.base.tokenize(engine.name, engine.metadata, blocks)
-    return da.from_array(
+    array = da.from_array(
         _Source(engine),
         chunks=blocks,
         name=name or f"zarrflow-read-{token}",
@@ -205,6 +214,7 @@ def to_dask(
         inline_array=True,
         meta=np.empty((0,) * len(engine.shape), dtype=engine.dtype),
     )
+    return ReadArray.wrap(array, partial(_read_region, engine))
 
 
 def _batches(projections: list, n: int) -> list[list]:
