@@ -32,6 +32,7 @@ import dask
 import numpy as np
 
 from zarrflow.chunks.locks import chunk_lock
+from zarrflow.chunks.scratch import scratch_chunk
 from zarrflow.codecs import CodecPipeline
 from zarrflow.errors import (
     ChunkFailure,
@@ -319,7 +320,7 @@ class ChunkIO:
     ) -> None:
         """Fill ``out`` from the chunks the projections name (sequentially)."""
         target = out.reshape(-1) if flat else out
-        scratch = np.empty(self.chunk_shape, dtype=self.dtype)  # one for the whole call
+        scratch = scratch_chunk(self.chunk_shape, self.dtype)  # this thread's, reused
         if self.store.is_remote:  # one batched fetch overlaps the requests
             projections = list(projections)
             values = self.store.get_many([self.key(p.chunk_coords) for p in projections])
