@@ -235,17 +235,29 @@ def test_to_dask_compute_returns_the_one_output_the_tasks_filled(shape, chunks, 
     a, data = seed(MemoryStore(), chunks=chunks, shape=shape)
     x = a.to_dask(chunks_per_task=per_task)
     for scheduler in ("threads", "sync"):
-        got = x.compute(scheduler=scheduler)
+        (got,) = dask.compute(x, scheduler=scheduler)  # the graph, with the shared output
         np.testing.assert_array_equal(got, data)
         assert got.flags.owndata and got.flags.writeable  # no final concatenate: the output itself
-    again = x.compute()
+        np.testing.assert_array_equal(x.compute(scheduler=scheduler), data)  # read_all
+    again = dask.compute(x)[0]
     assert not np.shares_memory(got, again)
+    np.testing.assert_array_equal(x.compute(num_workers=1), data)  # options: Dask's compute
     total, whole = dask.compute(x.sum(), x)
     assert total == data.sum()
     np.testing.assert_array_equal(whole, data)
     np.testing.assert_array_equal(x.persist().compute(), data)
     np.testing.assert_array_equal(x.compute(optimize_graph=False), data)
-    assert type(x + 1) is da.Array and type(x[1:]) is da.Array  # expressions stay plain
+    assert type(x) is type(x + 1) is type(x[1:]) is da.Array  # plain dask arrays
+
+
+def test_to_dask_compute_reads_in_tasks_that_callbacks_see():
+    from dask.callbacks import Callback
+
+    a, data = seed(MemoryStore(), shape=(45, 38))
+    started = []
+    with Callback(start_state=lambda dsk, state: started.append(len(state["ready"]))):
+        np.testing.assert_array_equal(a.to_dask().compute(), data)
+    assert started and started[0] >= 1  # a graph ran on the threaded scheduler
 
 
 def test_to_dask_compute_on_processes_reads_each_block_apart(tmp_path):

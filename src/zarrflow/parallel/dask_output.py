@@ -2,11 +2,12 @@
 
 A dask array's ``compute()`` runs one task per block, then one more that
 concatenates the blocks into a new array: for a 256 MiB read that is another
-256 MiB to allocate and copy on one thread, after the reading is done.
-:class:`ReadArray` (what :func:`~zarrflow.parallel.to_dask` returns) is a plain
-:class:`dask.array.Array` in every respect but two, both used only when the
-array itself is computed or persisted (an expression built on it, ``x + 1``,
-``x[:10]``, is an ordinary dask array with the ordinary graph):
+256 MiB to allocate and copy on one thread, after the reading is done. The
+dask array :func:`~zarrflow.parallel.to_dask` returns (a plain
+:class:`dask.array.Array`, see :func:`share_output`) differs in two ways, both
+used only when that array itself is computed or persisted (an expression
+built on it, ``x + 1``, ``x[:10]``, is an ordinary dask array with the
+ordinary graph):
 
 - its graph optimisation gives the read tasks one :class:`SharedOutput`, so that
   on an in-process scheduler (threads, sync) each task decodes its chunks
@@ -30,15 +31,19 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 from dask.array.core import finalize as dask_finalize
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
-__all__ = ["ReadArray", "SharedOutput", "assemble"]
+from zarrflow.parallel.scheduling import resolve_backend
+
+__all__ = ["SharedOutput", "assemble", "share_output"]
 
 Region = tuple[slice, ...]
 
@@ -180,51 +185,79 @@ def _read_shared(
     return block
 
 
-class _Optimize:
-    """``__dask_optimize__``: Dask's own on the class, the shared-output graph on an instance."""
-
-    def __get__(self, array: ReadArray | None, owner: type) -> Callable:
-        if array is None:
-            return da.Array.__dask_optimize__
-        return partial(_shared_output_graph, array)
-
-
-def _shared_output_graph(array: ReadArray, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+class _SharedOutputGraph:  # the array's __dask_optimize__
     """The graph with the array's read tasks rewritten to decode into one :class:`SharedOutput`.
 
-    Every other layer (Dask's finalisation task) is kept as it is.
+    Every other layer (Dask's finalisation task) is kept as it is. It holds the
+    array's name, block sizes, dtype and reader only (never the dask array), so
+    it pickles as an expression's optimiser does on a cluster.
     """
-    if not isinstance(dsk, HighLevelGraph) or array.name not in dsk.layers:
-        return da.Array.__dask_optimize__(dsk, keys, **kwargs)
-    output = SharedOutput(array.shape, array.dtype, array.npartitions)
-    edges = [np.cumsum((0, *c)).tolist() for c in array.chunks]
-    tasks = {}
-    for index in np.ndindex(*array.numblocks):
-        region = tuple(slice(e[i], e[i + 1]) for e, i in zip(edges, index, strict=True))
-        key = (array.name, *index)
-        tasks[key] = (partial(_read_shared, array.read_region, output, index, region),)
-    layers = {**dsk.layers, array.name: MaterializedLayer(tasks)}
-    return HighLevelGraph(layers, dict(dsk.dependencies))
+
+    def __init__(self, name: str, chunks: tuple, dtype: Any, read_region: Callable) -> None:
+        self.name, self.chunks, self.dtype, self.read_region = name, chunks, dtype, read_region
+
+    def __call__(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        if not isinstance(dsk, HighLevelGraph) or self.name not in dsk.layers:
+            return da.Array.__dask_optimize__(dsk, keys, **kwargs)
+        shape = tuple(sum(c) for c in self.chunks)
+        numblocks = tuple(len(c) for c in self.chunks)
+        output = SharedOutput(shape, self.dtype, math.prod(numblocks))
+        edges = [np.cumsum((0, *c)).tolist() for c in self.chunks]
+        tasks = {}
+        for index in np.ndindex(*numblocks):
+            region = tuple(slice(e[i], e[i + 1]) for e, i in zip(edges, index, strict=True))
+            read = partial(_read_shared, self.read_region, output, index, region)
+            tasks[(self.name, *index)] = (read,)
+        layers = {**dsk.layers, self.name: MaterializedLayer(tasks)}
+        return HighLevelGraph(layers, dict(dsk.dependencies))
 
 
-class ReadArray(da.Array):
-    """The dask array of a zarrflow array's chunks (see the module notes).
+def _postcompute() -> tuple[Callable, tuple]:
+    return assemble, ()
+
+
+def _compute(array: da.Array, read_all: Callable[[np.ndarray], None], **kwargs: Any) -> Any:
+    if set(kwargs) <= {"scheduler"}:
+        scheduler = kwargs.get("scheduler")
+        if resolve_backend(scheduler).can_share_memory:
+            out = np.empty(array.shape, array.dtype)
+            with dask.config.set(scheduler=scheduler) if scheduler else nullcontext():
+                read_all(out)
+            return out
+    return da.Array.compute(array, **kwargs)
+
+
+def share_output(
+    array: da.Array,
+    read_region: Callable[[Region, np.ndarray], None],
+    read_all: Callable[[np.ndarray], None],
+) -> da.Array:
+    """Give a read's dask array its shared-output ``compute`` and ``persist`` (module notes).
 
     ``read_region(region, block)`` fills ``block`` with the array's values in
-    ``region`` (a tuple of slices); the graph is the one Dask built, used
-    unchanged by everything but this array's own ``compute()`` and ``persist()``.
+    ``region`` (a tuple of slices); ``read_all(out)`` fills a whole-shape
+    ``out`` the way ``a[...]`` does. ``array`` stays a plain
+    :class:`dask.array.Array` (xarray, for one, refuses to mix array types):
+    three attributes of this one object change, ``__dask_optimize__`` and
+    ``__dask_postcompute__`` (the shared output) and ``compute``:
+
+    ``x.compute()`` (no options but ``scheduler``) on an in-process scheduler
+    is ``read_all`` into one new array: the same chunk reads, in batches of
+    tasks on Dask's threaded scheduler (local callbacks such as a progress
+    bar see them), without building and optimising a graph of every block.
+    With any other option or scheduler it is Dask's own ``compute``. Nothing
+    else changes: an expression on ``array``, a pickled copy, are ordinary.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> x = share_output(da.zeros(4, chunks=2), lambda r, b: b.fill(1), lambda o: o.fill(2))
+    >>> x.compute().tolist(), dask.compute(x)[0].tolist(), type(x).__name__
+    ([2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0], 'Array')
     """
-
-    __dask_optimize__ = _Optimize()
-
-    def __dask_postcompute__(self):
-        return assemble, ()
-
-    @classmethod
-    def wrap(cls, array: da.Array, read_region: Callable[[Region, np.ndarray], None]) -> da.Array:
-        """``array`` as a ReadArray (a plain dask array when some axis is empty)."""
-        if 0 in array.shape:
-            return array
-        out = cls(array.dask, array.name, array.chunks, meta=array)
-        out.read_region = read_region
-        return out
+    if 0 in array.shape:
+        return array
+    array.__dask_optimize__ = _SharedOutputGraph(array.name, array.chunks, array.dtype, read_region)
+    array.__dask_postcompute__ = _postcompute
+    array.compute = partial(_compute, array, read_all)
+    return array

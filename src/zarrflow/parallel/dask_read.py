@@ -144,6 +144,13 @@ def _read_region(engine: ChunkEngine, region: tuple[slice, ...], out: np.ndarray
         engine.read_into(out, indexer)
 
 
+def _read_all(engine: ChunkEngine, out: np.ndarray) -> None:
+    """Fill a whole-shape ``out`` as ``a[...]`` does (what ``to_dask(...).compute()`` runs)."""
+    selection = tuple(slice(0, n) for n in engine.shape)
+    indexer = BasicIndexer(selection, engine.shape, engine.chunk_shape)
+    parallel_read(engine, indexer, out, False, selection)
+
+
 def _largest_divisor(n: int, most: int) -> int:
     return max(d for d in range(1, max(1, min(n, most)) + 1) if n % d == 0)
 
@@ -200,7 +207,7 @@ def to_dask(
         )
     import dask.array as da  # here, not at import: dask.array costs ~1 s of CPU to import
 
-    from zarrflow.parallel.dask_output import ReadArray
+    from zarrflow.parallel.dask_output import share_output
 
     token = dask.base.tokenize(engine.name, engine.metadata, blocks)
     array = da.from_array(
@@ -214,7 +221,7 @@ def to_dask(
         inline_array=True,
         meta=np.empty((0,) * len(engine.shape), dtype=engine.dtype),
     )
-    return ReadArray.wrap(array, partial(_read_region, engine))
+    return share_output(array, partial(_read_region, engine), partial(_read_all, engine))
 
 
 def _batches(projections: list, n: int) -> list[list]:
