@@ -15,6 +15,7 @@ __all__ = [
     "ContainsArrayError",
     "ContainsGroupError",
     "CorruptChunkError",
+    "GenerationConflictError",
     "GroupNotFoundError",
     "KeyPathError",
     "MetadataError",
@@ -61,6 +62,10 @@ class StoreError(ZarrflowError, OSError):
 
 class TransientStoreError(StoreError):
     """A storage operation failed in a way that may succeed if retried."""
+
+
+class GenerationConflictError(ZarrflowError):
+    """A conditional write or read found another generation of the object than expected."""
 
 
 class KeyPathError(StoreError, ValueError):

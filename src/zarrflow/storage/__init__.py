@@ -13,16 +13,20 @@ from __future__ import annotations
 
 from zarrflow.storage.base import (
     ByteRequest,
+    IfAbsent,
+    IfGeneration,
     OffsetByteRequest,
     RangeByteRequest,
     Store,
     SuffixByteRequest,
+    Versioned,
 )
 from zarrflow.storage.failures import is_missing_error, is_transient_error
 from zarrflow.storage.fsspec_store import FsspecStore
 from zarrflow.storage.keys import validate_key, validate_prefix
 from zarrflow.storage.local import LocalStore
 from zarrflow.storage.memory import MemoryStore
+from zarrflow.storage.obstore_store import ObstoreStore
 from zarrflow.storage.readonly import ReadOnlyStore
 from zarrflow.storage.retry import RequestBudget, RetryPolicy, io_budget
 from zarrflow.storage.url import store_from_url
@@ -31,8 +35,11 @@ from zarrflow.storage.zip import ZipStore
 __all__ = [
     "ByteRequest",
     "FsspecStore",
+    "IfAbsent",
+    "IfGeneration",
     "LocalStore",
     "MemoryStore",
+    "ObstoreStore",
     "OffsetByteRequest",
     "RangeByteRequest",
     "ReadOnlyStore",
@@ -40,6 +47,7 @@ __all__ = [
     "RetryPolicy",
     "Store",
     "SuffixByteRequest",
+    "Versioned",
     "ZipStore",
     "io_budget",
     "is_missing_error",

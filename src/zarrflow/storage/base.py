@@ -19,10 +19,13 @@ from zarrflow.storage.keys import validate_key
 
 __all__ = [
     "ByteRequest",
+    "IfAbsent",
+    "IfGeneration",
     "OffsetByteRequest",
     "RangeByteRequest",
     "Store",
     "SuffixByteRequest",
+    "Versioned",
 ]
 
 
@@ -49,6 +52,26 @@ class SuffixByteRequest:
 
 
 ByteRequest = RangeByteRequest | OffsetByteRequest | SuffixByteRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A value and the generation of the object it was read from."""
+
+    data: bytes
+    generation: str
+
+
+@dataclass(frozen=True, slots=True)
+class IfGeneration:
+    """Write only if the stored object is still at ``generation``."""
+
+    generation: str
+
+
+@dataclass(frozen=True, slots=True)
+class IfAbsent:
+    """Write only if no object exists at the key."""
 
 
 def slice_bytes(value: bytes, request: ByteRequest | None) -> bytes:

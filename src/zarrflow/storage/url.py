@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import dask
 from fsspec.implementations.local import LocalFileSystem
 
 from zarrflow.errors import StoreError
@@ -14,6 +15,12 @@ from zarrflow.storage.base import Store
 from zarrflow.storage.fsspec_store import FsspecStore
 from zarrflow.storage.local import LocalStore
 from zarrflow.storage.memory import MemoryStore
+from zarrflow.storage.obstore_client import (
+    OBJECT_STORE_SCHEMES,
+    obstore_available,
+    unmapped_options,
+)
+from zarrflow.storage.obstore_store import ObstoreStore
 from zarrflow.storage.zip import ZipStore
 
 __all__ = ["store_from_url"]
@@ -36,8 +43,16 @@ def store_from_url(
     ``"memory://name"``                       ``MemoryStore(name)``
     ``"zip://path"``, a local ``*.zip`` file  ``ZipStore(path, "r" or "a")``
     a path, ``os.PathLike``, ``"file://..."``  ``LocalStore(path)``
+    ``s3://``, ``gs://``, ``az://``,          ``ObstoreStore(url, storage_options)``
+    ``http(s)://`` (obstore installed)        (see ``zarrflow.object_store`` below)
     any other URL, chained URLs (``a::b``)    ``FsspecStore(url, storage_options)``
     ========================================  ===================================
+
+    ``zarrflow.object_store`` chooses the backend of object-store URLs:
+    ``"auto"`` (the default) takes obstore when it is installed and every
+    storage option has an obstore equivalent, else fsspec; ``"obstore"``
+    always obstore (an error if it is missing or an option does not map);
+    ``"fsspec"`` always fsspec.
 
     Parameters
     ----------
@@ -74,6 +89,8 @@ def store_from_url(
         )
     match = None if "::" in url else _SCHEME.match(url)
     scheme = match.group(1).lower() if match else None
+    if "::" not in url and scheme in OBJECT_STORE_SCHEMES and _use_obstore(url, storage_options):
+        return ObstoreStore(url, storage_options, read_only=read_only)
     if "::" in url or scheme not in (None, "file", "local", "memory", "zip"):
         return FsspecStore(url, storage_options, read_only=read_only)
     if storage_options:
@@ -89,6 +106,25 @@ def store_from_url(
     if _is_zip_path(path):
         return ZipStore(path, "r" if read_only else "a")
     return LocalStore(path, read_only=read_only)
+
+
+def _use_obstore(url: str, storage_options: Mapping[str, Any] | None) -> bool:
+    """True when ``zarrflow.object_store`` picks obstore for the object-store ``url``."""
+    choice = dask.config.get("zarrflow.object_store", "auto")
+    if choice == "fsspec":
+        return False
+    if choice == "obstore":
+        if not obstore_available():
+            raise StoreError(
+                f"cannot open {url} with obstore (zarrflow.object_store = 'obstore'): obstore "
+                "is not installed; pip install 'zarrflow[s3]' or obstore"
+            )
+        return True
+    if choice != "auto":
+        raise StoreError(
+            f"invalid zarrflow.object_store {choice!r}: expected 'auto', 'obstore' or 'fsspec'"
+        )
+    return obstore_available() and not unmapped_options(url, storage_options)
 
 
 def _is_zip_path(path: str) -> bool:
