@@ -263,8 +263,9 @@ _TRANSIENT_KINDS = {"Connect", "Timeout", "Interrupted", "Request", "Decode"}
 _NO_CONTAINER = ("<Code>NoSuchBucket</Code>", "ContainerNotFound")
 
 
-class RangeNotSatisfiable(StoreError):
-    """HTTP 416: a byte range starting at or past the end of the object."""
+class RangeRefused(StoreError):
+    """A byte range the server did not serve as asked: HTTP 416 (a start at or past
+    the end of the object), or a whole-object answer (some servers, for an empty one)."""
 
 
 def describe(exc: BaseException) -> str:
@@ -325,10 +326,12 @@ def translate_error(exc: BaseException) -> BaseException:
         if status >= 500 or status == 429:
             return TransientStoreError(describe(exc))
         if status == 416:
-            return RangeNotSatisfiable(describe(exc))
+            return RangeRefused(describe(exc))
         if status in (401, 403):
             return PermissionError(describe(exc))
         return StoreError(describe(exc))
+    if "non-partial response" in text:
+        return RangeRefused(describe(exc))
     kind = _HTTP_KIND.search(text)
     if (kind and kind.group(1) in _TRANSIENT_KINDS) or "error sending request" in text:
         return TransientStoreError(describe(exc))

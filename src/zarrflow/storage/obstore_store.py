@@ -43,12 +43,14 @@ from zarrflow.storage.base import (
     SuffixByteRequest,
     Versioned,
     check_byte_request,
+    slice_bytes,
 )
 from zarrflow.storage.failures import hint
 from zarrflow.storage.keys import is_valid_key, validate_key, validate_prefix
 from zarrflow.storage.obstore_client import (
-    RangeNotSatisfiable,
+    RangeRefused,
     client_config,
+    describe,
     make_client,
     translate_error,
 )
@@ -126,7 +128,10 @@ class ObstoreStore(Store):
                 "dask.config.set({'zarrflow.object_store': 'fsspec'})"
             )
         self._kind = config.kind
-        self._client = make_client(config)
+        try:
+            self._client = make_client(config)
+        except Exception as exc:  # obstore's configuration errors
+            raise StoreError(f"cannot open {url} with obstore: {describe(exc)}") from exc
 
     def __reduce__(self) -> tuple[type[ObstoreStore], tuple[Any, ...]]:
         return (ObstoreStore, (self.url, self.storage_options, self.read_only))
@@ -267,12 +272,19 @@ class ObstoreStore(Store):
                 out[i] = outcome
             elif outcome.kind == "missing":
                 out[i] = None
-            elif isinstance(outcome.exception, RangeNotSatisfiable):
-                out[i] = self._empty(key, generation)  # a range starting at or past the end
+            elif isinstance(outcome.exception, RangeRefused) and request is not None:
+                out[i] = self._sliced(key, request, generation)
             else:
                 others = sum(isinstance(o, Failure) for o in outcomes[n + 1 :])
                 raise self._error("read", key, outcome, others) from outcome.exception
         return out
+
+    def _sliced(
+        self, key: str, request: ByteRequest, generation: str | None
+    ) -> tuple[bytes, str | None] | None:
+        """A refused range served from the whole value (e.g. a start past the end: b"")."""
+        whole = self._fetch([(key, None)], generation)[0]
+        return None if whole is None else (slice_bytes(whole[0], request), whole[1])
 
     def _empty(self, key: str, generation: str | None) -> tuple[bytes, str | None] | None:
         """``(b"", etag)`` if ``key`` exists (at ``generation``, if given), else None."""
