@@ -148,7 +148,7 @@ class ObstoreStore(Store):
 
     @property
     def supports_listing(self) -> bool:
-        """False for plain HTTP(S) servers (obstore lists those only through WebDAV)."""
+        """False for plain HTTP(S) servers: they list nothing (obstore would need WebDAV)."""
         return self._kind != "http"
 
     @property
@@ -437,6 +437,8 @@ class ObstoreStore(Store):
     def list_prefix(self, prefix: str) -> Iterator[str]:
         """Keys starting with ``prefix``, from one listing of its directory."""
         validate_prefix(prefix)
+        if not self.supports_listing:
+            return iter([])  # a plain HTTP server cannot list (as with fsspec's HTTP)
         obs = _obstore()
         directory = prefix.rpartition("/")[0] or None
 
@@ -446,8 +448,8 @@ class ObstoreStore(Store):
 
         outcome = self._one(self._translated(listing))
         if isinstance(outcome, Failure):
-            if outcome.kind == "missing" or not self.supports_listing:
-                return iter([])  # nothing there, or a plain HTTP server that cannot list
+            if outcome.kind == "missing":
+                return iter([])
             raise self._error("list", prefix, outcome) from outcome.exception
         return iter(sorted(k for k in outcome if k.startswith(prefix) and is_valid_key(k)))
 
