@@ -124,6 +124,17 @@ def test_pickles_as_its_arguments_never_its_client(s3_server, s3_store_url: str)
     assert clone.get("k") == b"v"
 
 
+def test_cluster_workers_build_their_own_client(client, s3_server, s3_store_url: str) -> None:
+    """Arrays on ObstoreStore pickle to worker processes, which read and write through it."""
+    import dask.array as da
+
+    options = s3_server.storage_options()
+    x = da.arange(60 * 40, dtype="i4").reshape(60, 40).rechunk((20, 20))
+    out = zf.to_zarr(x, s3_store_url, chunks=(10, 10), storage_options=options, scheduler=client)
+    assert type(out.store) is ObstoreStore
+    np.testing.assert_array_equal(out.to_dask().compute(scheduler=client), x.compute())
+
+
 # generations and conditional writes -------------------------------------------------------------
 
 

@@ -308,6 +308,9 @@ def translate_error(exc: BaseException) -> BaseException:
     'TransientStoreError'
     >>> type(translate_error(FileNotFoundError("no such key"))).__name__
     'FileNotFoundError'
+    >>> "region_name" in str(translate_error(OSError("Received redirect without LOCATION, "
+    ...     "this normally indicates an incorrectly configured region")))
+    True
     """
     name = type(exc).__name__
     text = str(exc)
@@ -322,6 +325,11 @@ def translate_error(exc: BaseException) -> BaseException:
     if isinstance(exc, TimeoutError | ConnectionError | TransientStoreError):
         return exc
     status = http_status(exc)
+    if status == 301 or "incorrectly configured region" in text:
+        return StoreError(
+            f"{describe(exc)} — the bucket is in another region: pass storage_options "
+            "{'region_name': ...} (obstore does not look it up, s3fs does)"
+        )
     if status is not None:
         if status >= 500 or status == 429:
             return TransientStoreError(describe(exc))
