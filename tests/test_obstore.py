@@ -135,6 +135,18 @@ def test_cluster_workers_build_their_own_client(client, s3_server, s3_store_url:
     np.testing.assert_array_equal(out.to_dask().compute(scheduler=client), x.compute())
 
 
+def test_a_large_chunk_is_written_in_one_request(s3_server, s3_store_url: str) -> None:
+    """Not a multipart upload (obstore's default above 5 MiB: 4 requests for this one)."""
+    from zarrflow.testing.latency_proxy import LatencyProxy
+
+    value = np.random.default_rng(1).bytes(6 * 2**20)
+    with LatencyProxy(s3_server.endpoint_url) as proxy:
+        store = ObstoreStore(s3_store_url, s3_server.storage_options(proxy.url))
+        store.set("shard", value)
+        assert proxy.requests == 1
+    assert ObstoreStore(s3_store_url, s3_server.storage_options()).get("shard") == value
+
+
 # generations and conditional writes -------------------------------------------------------------
 
 

@@ -331,7 +331,7 @@ def translate_error(exc: BaseException) -> BaseException:
             "{'region_name': ...} (obstore does not look it up, s3fs does)"
         )
     if status is not None:
-        if status >= 500 or status == 429:
+        if (status >= 500 and status != 501) or status == 429:  # 501: method not implemented
             return TransientStoreError(describe(exc))
         if status == 416:
             return RangeRefused(describe(exc))

@@ -60,6 +60,10 @@ __all__ = ["ObstoreStore"]
 
 Request = Callable[[], Awaitable[Any]]
 
+#: values up to this size go in one PUT (one request, retried whole); obstore's default
+#: would split anything above 5 MiB into a multipart upload (3 requests at least)
+_MULTIPART_BYTES = 256 * 2**20
+
 
 def _obstore() -> Any:
     import obstore
@@ -486,7 +490,10 @@ class ObstoreStore(Store):
             data = value if type(value) is bytes else bytes(value)
 
             async def put(path: str = key, data: bytes = data) -> str | None:
-                result = await obs.put_async(self._client, path, data, mode=mode)
+                multipart = len(data) > _MULTIPART_BYTES and mode is None
+                result = await obs.put_async(
+                    self._client, path, data, mode=mode, use_multipart=multipart
+                )
                 return result.get("e_tag")
 
             calls.append(self._translated(put))
