@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import zarrflow as zf
-from zarrflow.errors import GenerationConflictError, StoreError
+from zarrflow.errors import GenerationConflictError, StoreError, UnsupportedOperationError
 from zarrflow.storage import (
     FsspecStore,
     IfAbsent,
@@ -147,6 +147,34 @@ def test_a_large_chunk_is_written_in_one_request(s3_server, s3_store_url: str) -
     assert ObstoreStore(s3_store_url, s3_server.storage_options()).get("shard") == value
 
 
+def _in_forked_child(url: str, options: dict, results) -> None:
+    try:
+        ObstoreStore(url, options).get("k")
+        results.put("no error")
+    except StoreError as exc:
+        results.put(str(exc))
+    results.put(type(store_from_url(url, options)).__name__)
+
+
+def test_a_child_forked_after_obstore_was_used_is_refused_not_hung(
+    s3_server, s3_store_url: str
+) -> None:
+    """obstore's runtime threads do not survive fork(): a request there would hang forever
+    (seen: 200 s until the test's timeout). It raises instead, and ``auto`` picks fsspec."""
+    import multiprocessing
+
+    options = s3_server.storage_options()
+    ObstoreStore(s3_store_url, options).set("k", b"v")  # this process has used obstore
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_in_forked_child, args=(s3_store_url, options, results))
+    child.start()
+    error, chosen = results.get(timeout=60), results.get(timeout=60)
+    child.join(30)
+    assert "forked from a process that already used obstore" in error and "spawn" in error
+    assert chosen == "FsspecStore"
+
+
 # generations and conditional writes -------------------------------------------------------------
 
 
@@ -182,6 +210,8 @@ def test_a_stale_generation_is_a_conflict_and_changes_nothing(store: ObstoreStor
     with pytest.raises(GenerationConflictError):
         store.set_if("never-written", b"x", IfGeneration(old))
     assert store.get("never-written") is None
+    with pytest.raises(GenerationConflictError, match="nothing is stored"):
+        store.get_range_versioned("never-written", RangeByteRequest(0, 1), old)
 
 
 def test_if_absent_never_replaces_an_object(store: ObstoreStore) -> None:
@@ -196,12 +226,11 @@ def test_conditional_delete(store: ObstoreStore) -> None:
     new = store.set_if("k", b"b", IfGeneration(old))
     with pytest.raises(GenerationConflictError):
         store.delete_if("k", IfGeneration(old))
-    with pytest.raises(GenerationConflictError):
-        store.delete_if("k", IfAbsent())
     assert store.get("k") == b"b"
     store.delete_if("k", IfGeneration(new))
     assert store.get("k") is None
-    store.delete_if("k", IfAbsent())  # nothing there: nothing to do
+    with pytest.raises(GenerationConflictError, match="nothing is stored"):
+        store.delete_if("k", IfGeneration(new))  # gone: no longer that generation
 
 
 def test_read_modify_writes_from_threads_lose_no_update(store: ObstoreStore) -> None:
@@ -247,5 +276,7 @@ def test_http_reads_without_listing_or_generations(tmp_path: Path) -> None:
         store = store_from_url(url)
         assert type(store) is ObstoreStore
         assert not store.supports_listing and not store.supports_generations
+        with pytest.raises(UnsupportedOperationError):
+            store.get_versioned("c/0/0")
         assert store.get("c/0/0") is not None and store.get("c/9/9") is None
         assert list(store.list_prefix("c/")) == []  # a static server cannot list

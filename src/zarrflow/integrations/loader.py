@@ -324,7 +324,9 @@ class BatchStream:
         self.nrows = _check_arrays(names, arrays)
         self.batch_size = int(batch_size)
         self.block_rows = int(block_rows or max(1, arrays[0].chunks[0]))
-        self.shuffle_buffer = int(4 * batch_size if shuffle_buffer is None else shuffle_buffer)
+        if shuffle_buffer is None:  # rows of several blocks mix in every batch
+            shuffle_buffer = max(4 * self.batch_size, 4 * self.block_rows)
+        self.shuffle_buffer = int(shuffle_buffer)
         self.parallel = int(parallel or default_parallelism())
         self._drop_last = drop_last
         self._reader = _BlockReader(arrays, resolve_backend(scheduler), self.parallel)
@@ -438,7 +440,8 @@ def batches(
     parallel
         Blocks read at once (default: the number of cores).
     shuffle_buffer
-        Rows kept back for mixing (default: 4 × ``batch_size``); more mixes better.
+        Rows kept back for mixing (default: 4 × ``batch_size`` or 4 blocks, the
+        larger); more mixes better and holds more memory.
     block_rows
         Rows per block read (default: the first array's chunk length along axis 0).
     scheduler

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from zarrflow.storage.base import (
     ByteRequest,
+    Condition,
     IfAbsent,
     IfGeneration,
     OffsetByteRequest,
@@ -34,6 +35,7 @@ from zarrflow.storage.zip import ZipStore
 
 __all__ = [
     "ByteRequest",
+    "Condition",
     "FsspecStore",
     "IfAbsent",
     "IfGeneration",

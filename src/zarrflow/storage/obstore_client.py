@@ -7,8 +7,8 @@ them to obstore's configuration (:func:`client_config`) — or names those that
 have no equivalent (:func:`unmapped_options`), so ``zarrflow.object_store =
 "auto"`` can fall back to fsspec — and turns obstore's exceptions into the
 three kinds the retry loop knows (:func:`translate_error`): missing, transient,
-permanent, plus :class:`~zarrflow.errors.GenerationConflictError` for a failed
-precondition.
+permanent, plus :class:`PreconditionFailed` for a failed precondition (the
+store raises it as :class:`~zarrflow.errors.GenerationConflictError`).
 
 Retries have one owner, zarrflow: every client is built with obstore's own
 retries off (``max_retries=0``), so each attempt of
@@ -22,21 +22,26 @@ does not read ``~/.aws/credentials`` profiles.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from zarrflow.errors import GenerationConflictError, StoreError, TransientStoreError
+from zarrflow.errors import StoreError, TransientStoreError
 
 __all__ = [
     "OBJECT_STORE_SCHEMES",
     "ClientConfig",
+    "PreconditionFailed",
+    "claim_runtime",
     "client_config",
     "make_client",
     "obstore_available",
+    "runtime_usable",
     "translate_error",
     "unmapped_options",
+    "uses_native_options",
 ]
 
 #: URL schemes ObstoreStore serves, by obstore store kind
@@ -76,6 +81,45 @@ _FSSPEC_ONLY = {
 }  # fmt: skip
 _CLIENT_NATIVE = {"allow_http", "allow_invalid_certificates", "connect_timeout", "timeout",
                   "proxy_url", "user_agent", "default_headers", "pool_idle_timeout"}  # fmt: skip
+
+
+#: the process whose requests started obstore's runtime (tokio threads do not survive fork)
+_runtime_owner: list[int] = []
+
+
+def claim_runtime(url: str) -> None:
+    """Note that this process sends obstore requests; refuse in a child forked after that.
+
+    obstore runs its requests on a tokio runtime whose threads a ``fork()``
+    does not copy: a forked child of a process that already used obstore
+    would hang on its first request. It gets this error instead.
+
+    Examples
+    --------
+    >>> claim_runtime("s3://bucket/a"); runtime_usable()
+    True
+    """
+    pid = os.getpid()
+    if not _runtime_owner:
+        _runtime_owner.append(pid)
+    elif _runtime_owner[0] != pid:
+        raise StoreError(
+            f"cannot use obstore for {url} in this process: it was forked from a process "
+            "that already used obstore, whose runtime does not survive fork(); start "
+            "processes with the 'spawn' or 'forkserver' method, or select fsspec with "
+            "dask.config.set({'zarrflow.object_store': 'fsspec'})"
+        )
+
+
+def runtime_usable() -> bool:
+    """False in a child forked from a process that already used obstore (see above).
+
+    Examples
+    --------
+    >>> isinstance(runtime_usable(), bool)
+    True
+    """
+    return not _runtime_owner or _runtime_owner[0] == os.getpid()
 
 
 def obstore_available() -> bool:
@@ -217,6 +261,20 @@ def client_config(url: str, storage_options: Mapping[str, Any] | None = None) ->
     return out
 
 
+def uses_native_options(storage_options: Mapping[str, Any] | None) -> bool:
+    """True when ``storage_options`` use obstore's own names (which fsspec would not know).
+
+    Examples
+    --------
+    >>> uses_native_options({"region": "eu-west-1"}), uses_native_options({"anon": True})
+    (True, False)
+    """
+    native = (_S3_NATIVE | _GCS_NATIVE | _AZURE_NATIVE | {"client_options"}) - {
+        "account_name", "account_key", "client_id", "client_secret", "tenant_id", "token",
+    }  # fmt: skip
+    return bool(set(storage_options or {}) & native)
+
+
 def unmapped_options(url: str, storage_options: Mapping[str, Any] | None) -> list[str]:
     """The ``storage_options`` of ``url`` that obstore has no equivalent for.
 
@@ -263,6 +321,13 @@ _TRANSIENT_KINDS = {"Connect", "Timeout", "Interrupted", "Request", "Decode"}
 _NO_CONTAINER = ("<Code>NoSuchBucket</Code>", "ContainerNotFound")
 
 
+class PreconditionFailed(Exception):
+    """HTTP 412 (or an existing object under ``If-None-Match: *``): a generation conflict.
+
+    Not an ``OSError``: the retry loop sees a permanent answer, never a fault.
+    """
+
+
 class RangeRefused(StoreError):
     """A byte range the server did not serve as asked: HTTP 416 (a start at or past
     the end of the object), or a whole-object answer (some servers, for an empty one)."""
@@ -298,7 +363,7 @@ def translate_error(exc: BaseException) -> BaseException:
 
     A missing object stays a ``FileNotFoundError`` (missing); a missing bucket
     becomes a :class:`StoreError`; failed preconditions a
-    :class:`GenerationConflictError`; HTTP 5xx and 429, connection errors and
+    :class:`PreconditionFailed`; HTTP 5xx and 429, connection errors and
     timeouts a :class:`TransientStoreError`; denied credentials a
     ``PermissionError``; anything else a :class:`StoreError`.
 
@@ -319,7 +384,7 @@ def translate_error(exc: BaseException) -> BaseException:
             return StoreError(f"{describe(exc)} — no such bucket: check its name, or create it")
         return exc
     if name in ("PreconditionError", "AlreadyExistsError", "NotModifiedError"):
-        return GenerationConflictError(describe(exc))
+        return PreconditionFailed(describe(exc))
     if name in ("PermissionDeniedError", "UnauthenticatedError"):
         return PermissionError(describe(exc))
     if isinstance(exc, TimeoutError | ConnectionError | TransientStoreError):

@@ -35,7 +35,7 @@ from fsspec.asyn import get_loop, sync
 from zarrflow.errors import GenerationConflictError, ReadOnlyError, StoreError, TransientStoreError
 from zarrflow.storage.base import (
     ByteRequest,
-    IfAbsent,
+    Condition,
     IfGeneration,
     OffsetByteRequest,
     RangeByteRequest,
@@ -43,16 +43,22 @@ from zarrflow.storage.base import (
     SuffixByteRequest,
     Versioned,
     check_byte_request,
+    check_condition,
+    check_generation,
     slice_bytes,
 )
 from zarrflow.storage.failures import hint
+from zarrflow.storage.fsspec_store import FsspecStore
 from zarrflow.storage.keys import is_valid_key, validate_key, validate_prefix
 from zarrflow.storage.obstore_client import (
+    PreconditionFailed,
     RangeRefused,
+    claim_runtime,
     client_config,
     describe,
     make_client,
     translate_error,
+    uses_native_options,
 )
 from zarrflow.storage.retry import Failure, RetryPolicy, call_async, io_budget
 
@@ -132,6 +138,7 @@ class ObstoreStore(Store):
                 "dask.config.set({'zarrflow.object_store': 'fsspec'})"
             )
         self._kind = config.kind
+        self._twin: Store | bool | None = None  # see _conditional_deleter
         try:
             self._client = make_client(config)
         except Exception as exc:  # obstore's configuration errors
@@ -169,6 +176,7 @@ class ObstoreStore(Store):
         """
         if not requests:
             return []
+        claim_runtime(self.url)
         policy = RetryPolicy.from_config()
         budget = io_budget()
         results: list[Any] = [None] * len(requests)
@@ -206,13 +214,8 @@ class ObstoreStore(Store):
 
         return request
 
-    def _error(self, action: str, key: str, failure: Failure, others: int = 0) -> Exception:
-        """The exception to raise for a failed request on ``key``."""
-        if isinstance(failure.exception, GenerationConflictError):
-            return GenerationConflictError(
-                f"could not {action} key {key!r} in {self.url}: the stored generation is not "
-                f"the expected one ({failure.exception})"
-            )
+    def _error(self, action: str, key: str, failure: Failure, others: int = 0) -> StoreError:
+        """The StoreError (TransientStoreError after retries) for a failed request."""
         cls = TransientStoreError if failure.kind == "transient" else StoreError
         advice = hint(failure.exception)
         more = f"; {others} more key(s) failed too" if others else ""
@@ -274,7 +277,11 @@ class ObstoreStore(Store):
             key, request = requests[i]
             if not isinstance(outcome, Failure):
                 out[i] = outcome
+            elif isinstance(outcome.exception, PreconditionFailed):
+                raise GenerationConflictError(self.url, key, generation, "it has changed")
             elif outcome.kind == "missing":
+                if generation is not None:
+                    raise GenerationConflictError(self.url, key, generation, "nothing is stored")
                 out[i] = None
             elif isinstance(outcome.exception, RangeRefused) and request is not None:
                 out[i] = self._sliced(key, request, generation)
@@ -293,14 +300,10 @@ class ObstoreStore(Store):
     def _empty(self, key: str, generation: str | None) -> tuple[bytes, str | None] | None:
         """``(b"", etag)`` if ``key`` exists (at ``generation``, if given), else None."""
         meta = self._head(key)
-        if meta is None:
-            return None
-        if generation is not None and meta.get("e_tag") != generation:
-            raise GenerationConflictError(
-                f"could not read key {key!r} in {self.url}: expected generation {generation}, "
-                f"found {meta.get('e_tag')}"
-            )
-        return b"", meta.get("e_tag")
+        etag = None if meta is None else meta.get("e_tag")
+        if generation is not None:
+            check_generation(self.url, key, IfGeneration(generation), etag)
+        return None if meta is None else (b"", etag)
 
     def _head(self, key: str) -> dict[str, Any] | None:
         obs = _obstore()
@@ -335,6 +338,10 @@ class ObstoreStore(Store):
         return self._head(key) is not None
 
     # generations ------------------------------------------------------------------------------
+    def _pinned(self, key: str, what: str) -> None:
+        if not self.supports_generations:
+            raise self._unsupported(f"{what} of key {key!r}")
+
     def get_versioned(self, key: str) -> Versioned | None:
         """The object ``key`` and its generation (ETag), or None when it does not exist.
 
@@ -343,6 +350,7 @@ class ObstoreStore(Store):
         >>> ObstoreStore("s3://bucket/a", {"anon": True}).supports_generations
         True
         """
+        self._pinned(key, "a versioned read")
         got = self._fetch([(key, None)])[0]
         return None if got is None else self._versioned(key, got)
 
@@ -358,84 +366,100 @@ class ObstoreStore(Store):
     def get_range_versioned(
         self, key: str, request: ByteRequest, generation: str | None = None
     ) -> Versioned | None:
-        """Part of object ``key`` with its generation; only from ``generation`` if given.
+        """Part of one version of object ``key``: a ranged GET, with ``If-Match`` if pinned.
 
-        Raises :class:`GenerationConflictError` when the object is at another
-        generation (``If-Match`` failed).
+        Pinned to ``generation``, another version or none stored raises
+        :class:`~zarrflow.errors.GenerationConflictError`.
         """
+        self._pinned(key, "a versioned read")
+        check_byte_request(key, request)
         got = self._fetch([(key, request)], generation)[0]
         return None if got is None else self._versioned(key, got)
 
     def get_ranges_versioned(
         self, key: str, requests: Sequence[ByteRequest], generation: str | None = None
     ) -> list[bytes] | None:
-        """Many ranges of object ``key``, all from one generation (``If-Match``), or None.
+        """Ranges of one version of object ``key``: concurrent ranged GETs of one ETag.
 
-        Without ``generation``, the first range fixes it and the others require
-        it. Raises :class:`GenerationConflictError` when the object changed.
+        Pinned to ``generation``, every GET carries ``If-Match``. Unpinned, the
+        GETs go out at once and their ETags are compared; if a write landed in
+        between they are sent again pinned to the first answer's ETag, which
+        raises :class:`~zarrflow.errors.GenerationConflictError` if the object
+        changed again. Never a mix of versions.
         """
+        self._pinned(key, "a versioned read")
         requests = list(requests)
+        for request in requests:
+            check_byte_request(key, request)
         if not requests:
-            return [] if self.exists(key) else None
+            return None if self._empty(key, generation) is None else []
+        got = self._fetch([(key, r) for r in requests], generation)
         if generation is None:
-            first = self.get_range_versioned(key, requests[0])
-            if first is None:
+            present = [g for g in got if g is not None]
+            if not present:
                 return None
-            rest = self._fetch([(key, r) for r in requests[1:]], first.generation)
-            got: list[Any] = [(first.data, first.generation), *rest]
-        else:
-            got = self._fetch([(key, r) for r in requests], generation)
-        if any(g is None for g in got):
-            return None  # deleted between the requests
+            if len(present) < len(got) or len({g[1] for g in present}) != 1:
+                got = self._fetch([(key, r) for r in requests], present[0][1])
         return [g[0] for g in got]
 
-    def set_if(self, key: str, value: bytes, condition: IfGeneration | IfAbsent) -> str:
-        """Write ``value`` at ``key`` only if ``condition`` holds; the new generation.
+    def set_if(self, key: str, value: bytes, condition: Condition) -> str:
+        """PUT object ``key`` with ``If-Match`` / ``If-None-Match: *``; its new ETag.
 
-        ``IfGeneration(g)`` writes only over generation ``g`` (``If-Match``),
-        ``IfAbsent()`` only where nothing is stored (``If-None-Match: *``).
-        Otherwise raises :class:`GenerationConflictError` and stores nothing.
-        A write retried after a lost answer may report a conflict with itself:
+        ``IfGeneration(g)`` writes only over generation ``g``, ``IfAbsent()``
+        only where nothing is stored; otherwise
+        :class:`~zarrflow.errors.GenerationConflictError`, and nothing is
+        written. A write retried after a lost answer may conflict with itself:
         callers re-read and retry, as for any conflict.
         """
         self._check_writable(key)
-        if isinstance(condition, IfGeneration):
+        check_condition(key, condition)
+        self._pinned(key, "a conditional write")
+        if type(condition) is IfGeneration:
             mode: Any = {"e_tag": condition.generation}
-        elif isinstance(condition, IfAbsent):
-            mode = "create"
+            expected: str | None = condition.generation
         else:
-            raise StoreError(
-                f"invalid condition {condition!r} for key {key!r}: expected IfGeneration or "
-                "IfAbsent"
-            )
+            mode, expected = "create", None
         outcome = self._put([(key, value)], mode)[1][0]
         if isinstance(outcome, Failure):
+            if isinstance(outcome.exception, PreconditionFailed):
+                found = "an object is stored there" if expected is None else "it has changed"
+                raise GenerationConflictError(self.url, key, expected, found)
             raise self._error("write", key, outcome) from outcome.exception
+        if outcome is None:
+            raise StoreError(f"wrote key {key!r} in {self.url}, but the server sent no ETag")
         return outcome
 
-    def delete_if(self, key: str, condition: IfGeneration | IfAbsent) -> None:
-        """Delete ``key`` only if ``condition`` holds, else :class:`GenerationConflictError`.
+    def delete_if(self, key: str, condition: IfGeneration) -> None:
+        """Delete object ``key`` only if it still has ``condition.generation``.
 
-        obstore has no conditional DELETE: the generation is checked with a
-        HEAD just before the DELETE, so a write landing between the two is
-        lost. Prefer :meth:`set_if` where that matters.
+        A missing key is a conflict. obstore has no conditional DELETE: on S3,
+        with s3fs installed, it is sent through s3fs with ``If-Match``
+        (atomic); elsewhere the ETag is checked with a HEAD right before the
+        DELETE, so a write landing between the two would be lost.
         """
         self._check_writable(key)
-        meta = self._head(key)
-        found = None if meta is None else meta.get("e_tag")
-        if isinstance(condition, IfAbsent):
-            if meta is not None:
-                raise GenerationConflictError(
-                    f"could not delete key {key!r} in {self.url}: expected no object, found "
-                    f"generation {found}"
-                )
+        check_condition(key, condition, absent=False)
+        self._pinned(key, "a conditional delete")
+        twin = self._conditional_deleter()
+        if twin is not None:
+            twin.delete_if(key, condition)
             return
-        if found != condition.generation:
-            raise GenerationConflictError(
-                f"could not delete key {key!r} in {self.url}: expected generation "
-                f"{condition.generation}, found {found}"
-            )
+        meta = self._head(key)
+        check_generation(self.url, key, condition, None if meta is None else meta.get("e_tag"))
         self.delete(key)
+
+    def _conditional_deleter(self) -> Store | None:
+        """An s3fs store over the same objects (DELETE with If-Match), or None."""
+        if self._twin is None:
+            self._twin = False
+            if self._kind == "s3" and not uses_native_options(self.storage_options):
+                try:
+                    twin = FsspecStore(self.url, self.storage_options)
+                except Exception:  # s3fs not installed, or options it cannot take
+                    twin = None
+                if twin is not None and twin.supports_generations:
+                    self._twin = twin
+        return self._twin or None
 
     # listing ----------------------------------------------------------------------------------
     def list_prefix(self, prefix: str) -> Iterator[str]:

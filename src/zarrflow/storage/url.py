@@ -18,6 +18,7 @@ from zarrflow.storage.memory import MemoryStore
 from zarrflow.storage.obstore_client import (
     OBJECT_STORE_SCHEMES,
     obstore_available,
+    runtime_usable,
     unmapped_options,
 )
 from zarrflow.storage.obstore_store import ObstoreStore
@@ -50,7 +51,9 @@ def store_from_url(
 
     ``zarrflow.object_store`` chooses the backend of object-store URLs:
     ``"auto"`` (the default) takes obstore when it is installed and every
-    storage option has an obstore equivalent, else fsspec; ``"obstore"``
+    storage option has an obstore equivalent (and not in a process forked
+    from one that already used obstore: its runtime does not survive
+    ``fork()``), else fsspec; ``"obstore"``
     always obstore (an error if it is missing or an option does not map);
     ``"fsspec"`` always fsspec.
 
@@ -124,7 +127,11 @@ def _use_obstore(url: str, storage_options: Mapping[str, Any] | None) -> bool:
         raise StoreError(
             f"invalid zarrflow.object_store {choice!r}: expected 'auto', 'obstore' or 'fsspec'"
         )
-    return obstore_available() and not unmapped_options(url, storage_options)
+    return (
+        obstore_available()
+        and runtime_usable()  # not in a child forked after obstore was used
+        and not unmapped_options(url, storage_options)
+    )
 
 
 def _is_zip_path(path: str) -> bool:
