@@ -233,6 +233,21 @@ def test_conditional_delete(store: ObstoreStore) -> None:
         store.delete_if("k", IfGeneration(new))  # gone: no longer that generation
 
 
+def test_conditional_delete_with_obstore_native_options(s3_server, s3_store_url: str) -> None:
+    """Options in obstore's own names (s3fs could not take them): HEAD, then DELETE."""
+    native = {
+        "endpoint": s3_server.endpoint_url, "access_key_id": "testing",
+        "secret_access_key": "testing", "region": "us-east-1",
+    }  # fmt: skip
+    store = ObstoreStore(s3_store_url, native)
+    old = store.set_if("k", b"a", IfAbsent())
+    new = store.set_if("k", b"b", IfGeneration(old))
+    with pytest.raises(GenerationConflictError):
+        store.delete_if("k", IfGeneration(old))
+    store.delete_if("k", IfGeneration(new))
+    assert store.get("k") is None
+
+
 def test_read_modify_writes_from_threads_lose_no_update(store: ObstoreStore) -> None:
     """Threads increment one stored counter by read-with-generation, then ``set_if``.
 

@@ -395,6 +395,8 @@ def translate_error(exc: BaseException) -> BaseException:
             f"{describe(exc)} — the bucket is in another region: pass storage_options "
             "{'region_name': ...} (obstore does not look it up, s3fs does)"
         )
+    if status == 409:  # S3's ConditionalRequestConflict: a conditional write raced another
+        return PreconditionFailed(describe(exc))
     if status is not None:
         if (status >= 500 and status != 501) or status == 429:  # 501: method not implemented
             return TransientStoreError(describe(exc))
