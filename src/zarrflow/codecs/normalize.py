@@ -20,6 +20,7 @@ from zarrflow.codecs.pipeline import parse_codecs_v3
 from zarrflow.codecs.registry import ChunkSpec
 from zarrflow.codecs.v3 import NUMCODECS_PREFIX, numcodecs_to_v3, v3_to_numcodecs
 from zarrflow.errors import CodecError, UnknownCodecError
+from zarrflow.metadata.object_dtypes import object_kind
 
 __all__ = [
     "COMPRESSOR_NAMES",
@@ -34,6 +35,7 @@ DEFAULT_COMPRESSOR: dict[str, Any] = {"id": "zstd", "level": 3, "checksum": Fals
 #: Compressor names accepted by name (any other numcodecs id works too).
 COMPRESSOR_NAMES = ("zstd", "blosc", "lz4", "gzip", "zlib", "bz2", "lzma")
 _NEEDS_DTYPE = ("delta", "fixedscaleoffset", "quantize")
+_VLEN_CODECS = {"string": "vlen-utf8", "variable_length_bytes": "vlen-bytes"}
 
 
 def _config_from_name(name: str, options: Mapping[str, Any], what: str) -> dict[str, Any]:
@@ -200,7 +202,11 @@ def build_codecs_v3(
         raise CodecError(f"order must be 'C' or 'F', got {order!r}")
     before, after, bytes_dtype = _filter_codecs_v3(filters, dtype)
     result += before
-    if bytes_dtype.itemsize == 1:
+    vlen = _VLEN_CODECS.get(object_kind(dtype))  # type: ignore[arg-type]
+    if vlen is not None:  # variable-length: zarr-python's vlen-utf8 / vlen-bytes
+        result.append({"name": vlen, "configuration": {}})
+        bytes_dtype = np.dtype("u1")
+    elif bytes_dtype.byteorder == "|":  # one byte, S, V, structured: no byte order
         result.append({"name": "bytes"})
     else:
         result.append({"name": "bytes", "configuration": {"endian": "little"}})
