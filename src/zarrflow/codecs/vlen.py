@@ -69,7 +69,9 @@ class VlenCodec(ArrayBytesCodec):
             self.codec = _NUMCODECS[name]()
 
     def encode(self, chunk: np.ndarray) -> bytes:
-        flat = np.ascontiguousarray(chunk, dtype=object).reshape(-1)
+        flat = np.array(chunk, dtype=object, order="C", copy=None).reshape(-1)
+        if not flat.flags.writeable:  # numcodecs' vlen-bytes takes writable buffers only
+            flat = flat.copy()
         try:
             return bytes(self.codec.encode(flat))
         except (TypeError, ValueError) as e:

@@ -340,8 +340,8 @@ def _parse_user_scalar(value: Any, dtype: np.dtype[Any]) -> Any:
         value = value[()]
     if kind == "O":
         return _parse_user_object(value, dtype)
-    if kind in "SU" and not isinstance(value, bool) and isinstance(value, int) and value == 0:
-        return default_fill_value(dtype)  # create()'s default fill_value=0
+    if kind in "SUV" and not isinstance(value, bool) and isinstance(value, int) and value == 0:
+        return default_fill_value(dtype)  # create()'s default fill_value=0: b"", "", zeros
     if isinstance(value, np.generic) and value.dtype.newbyteorder("=") == dtype.newbyteorder("="):
         return np.array(value, dtype=dtype)[()]  # keeps NaN payloads bit for bit
     if kind in "iu" and not isinstance(value, bool | np.bool_ | float | np.floating):
