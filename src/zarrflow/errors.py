@@ -99,6 +99,10 @@ class ValueShapeError(ZarrflowError, ValueError):
     """Data written to an array does not fit the selection's shape or dtype."""
 
 
+class CopyError(ZarrflowError):
+    """A copy could not be completed; the message names the member and what was left."""
+
+
 class ChunkTimeoutError(ZarrflowError, TimeoutError):
     """Work on one chunk took longer than its timeout."""
 

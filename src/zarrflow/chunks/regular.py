@@ -131,7 +131,11 @@ class ChunkIO:
         self.store = with_retries(store)
         self.path = path
         self.metadata = metadata
-        self.pipeline = CodecPipeline.from_metadata(metadata)
+        self.name = f"{store.url.rstrip('/')}/{path}" if path else store.url
+        try:
+            self.pipeline = CodecPipeline.from_metadata(metadata)
+        except CodecError as e:  # unknown codec, bad configuration: say which array
+            raise type(e)(f"array {self.name!r}: {e}") from e
         self.prefix = f"{path}/" if path else ""
         self.chunk_shape = tuple(metadata.chunks)
         self.dtype = np.dtype(metadata.dtype)
@@ -140,7 +144,6 @@ class ChunkIO:
             self.dtype.kind in "mM" and bool(np.isnat(self.fill))
         )
         self.write_empty_chunks = write_empty_chunks
-        self.name = f"{store.url.rstrip('/')}/{path}" if path else store.url
         self._plan_reads()
 
     def _plan_reads(self) -> None:

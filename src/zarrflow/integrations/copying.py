@@ -14,9 +14,10 @@ from typing import Any
 
 from zarrflow.api import StoreLike, create, open, open_group, to_zarr
 from zarrflow.codecs.pipeline import parse_codecs_v3
-from zarrflow.errors import MetadataError, ZarrflowError
+from zarrflow.errors import CopyError, MetadataError, ZarrflowError
 from zarrflow.hierarchy.array import Array
 from zarrflow.hierarchy.group import Group
+from zarrflow.hierarchy.unreadable import UnreadableMember
 
 __all__ = ["copy_node"]
 
@@ -143,9 +144,59 @@ def _copy_array(
     target = create(
         dst, path=path, overwrite=overwrite, storage_options=storage_options, **settings
     )
-    progress = progress_for(path or "") if progress_for is not None else None
-    to_zarr(src.to_dask(), target, scheduler=scheduler, progress_callback=progress)
+    try:
+        _write_copy(src, target, scheduler, progress_for, path or "")
+    except Exception as e:
+        _remove_partial([target])
+        raise CopyError(
+            f"could not copy array {src.name!r}: {type(e).__name__}: {e}; the partial copy "
+            f"at {target.name!r} was removed"
+        ) from e
     return target
+
+
+def _write_copy(
+    src: Array, target: Array, scheduler: Any, progress_for: ProgressFor | None, path: str
+) -> None:
+    """Every chunk of ``src`` into ``target`` (one Dask task per chunk)."""
+    progress = progress_for(path) if progress_for is not None else None
+    to_zarr(src.to_dask(), target, scheduler=scheduler, progress_callback=progress)
+
+
+_METADATA_NAMES = ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata")
+
+
+def _node_keys(node: Array | Group) -> list[str]:
+    """The keys a copy wrote for ``node`` itself: its documents and, for an array, its chunks.
+
+    Only these are removed after a failure, so unrelated keys next to the
+    destination stay untouched.
+    """
+    prefix = f"{node.path}/" if node.path else ""
+    keys = [prefix + n for n in _METADATA_NAMES]
+    if isinstance(node, Array):
+        meta = node.metadata
+        for key in node.store.list_prefix(prefix):
+            if meta.parse_chunk_key(key[len(prefix) :]) is not None:
+                keys.append(key)
+    return keys
+
+
+def _remove_partial(nodes: list[Array | Group]) -> None:
+    """Delete what a failed copy wrote for ``nodes`` (children first)."""
+    for node in reversed(nodes):
+        node.store.delete_many(_node_keys(node))
+
+
+def _refuse_unreadable(group: Group) -> None:
+    """Raise :class:`CopyError` naming every member of ``group`` that cannot be read."""
+    bad: list[UnreadableMember] = group.unreadable()
+    if bad:
+        listed = "; ".join(f"{m.path!r} ({m.describe()})" for m in bad)
+        raise CopyError(
+            f"cannot copy group {group.name!r}: {len(bad)} member(s) cannot be read: {listed}. "
+            "Nothing was written."
+        )
 
 
 def copy_node(
@@ -216,6 +267,7 @@ def copy_node(
         return _copy_array(
             node, dst, None, overwrite, scheduler, progress_for, changes, dst_storage_options
         )
+    _refuse_unreadable(node)  # before anything is written
     root = open_group(
         dst,
         mode="w" if overwrite else "w-",
@@ -223,7 +275,16 @@ def copy_node(
         attributes=dict(node.attrs),
         storage_options=dst_storage_options,
     )
-    _copy_members(node, root, scheduler, progress_for, changes)
+    created: list[Array | Group] = [root]
+    try:
+        _copy_members(node, root, scheduler, progress_for, changes, created)
+    except Exception as e:
+        _remove_partial(created)
+        member = created[-1].path if len(created) > 1 else "/"
+        raise CopyError(
+            f"could not copy group {node.name!r}: member {member!r} failed: "
+            f"{type(e).__name__}: {e}; the partial copy at {root.name!r} was removed"
+        ) from e
     return root
 
 
@@ -233,11 +294,19 @@ def _copy_members(
     scheduler: Any,
     progress_for: ProgressFor | None,
     changes: dict[str, Any],
+    created: list[Array | Group],
 ) -> None:
+    """Copy the members of ``src`` into ``dst_group``, recording each node it creates."""
     for name, member in src.members():
+        path = f"{dst_group.path}/{name}".strip("/")
+        if isinstance(member, UnreadableMember):  # appeared after the check
+            member.reraise()
         if isinstance(member, Group):
             child = dst_group.create_group(name, attributes=dict(member.attrs))
-            _copy_members(member, child, scheduler, progress_for, changes)
+            created.append(child)
+            _copy_members(member, child, scheduler, progress_for, changes, created)
         else:
-            path = f"{dst_group.path}/{name}".strip("/")
-            _copy_array(member, dst_group.store, path, False, scheduler, progress_for, changes)
+            settings = _array_settings(member, **changes)
+            target = create(dst_group.store, path=path, overwrite=False, **settings)
+            created.append(target)
+            _write_copy(member, target, scheduler, progress_for, path)

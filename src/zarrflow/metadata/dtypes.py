@@ -45,7 +45,7 @@ __all__ = [
 #: numpy kinds a Zarr v2 array may have (object arrays only when marked, see object_dtypes)
 _V2_KINDS = frozenset("biufcmMSUV")
 #: what users may pass for a variable-length string or bytes dtype
-_STRING_ALIASES = ("str", "string", "variable_length_utf8", "|O")
+_STRING_ALIASES = ("str", "string", "variable_length_utf8")
 _BYTES_ALIASES = ("bytes", "variable_length_bytes")
 
 

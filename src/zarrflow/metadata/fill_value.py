@@ -312,7 +312,7 @@ def default_fill_value(dtype: np.dtype[Any]) -> Any:
     >>> default_fill_value(np.dtype("f4"))
     np.float32(0.0)
     >>> default_fill_value(np.dtype("M8[s]"))
-    np.datetime64('NaT')
+    np.datetime64('NaT','s')
     """
     if dtype.kind in "mM":
         return np.array("NaT", dtype=dtype)[()]
