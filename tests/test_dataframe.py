@@ -198,10 +198,10 @@ def test_unknown_categories_are_learned():
 
 def test_refusals_are_clear():
     periods = pd.DataFrame({"p": pd.period_range("2024-01-01", periods=2, freq="D")})
-    with pytest.raises(zf.ZarrflowError, match="column 'p' has dtype period.*convert it first"):
+    with pytest.raises(zf.ZarrflowError, match=r"column 'p' has dtype period.*convert it first"):
         from_dask_dataframe(periods, "memory://df-periods", overwrite=True)
     missing = pd.DataFrame({"s": pd.array(["a", None], dtype="string")})
-    with pytest.raises(zf.ZarrflowError, match="1 missing value.*fillna"):
+    with pytest.raises(zf.ZarrflowError, match=r"1 missing value.*fillna"):
         from_dask_dataframe(missing, "memory://df-missing-strings", overwrite=True)
     url = "memory://df-exists"
     from_dask_dataframe(pd.DataFrame({"x": [1]}), url, overwrite=True)

@@ -11,7 +11,9 @@ Core types are bare names (``"int32"``). The others, with their in-memory dtype:
 - ``{"name": "numpy.datetime64" | "numpy.timedelta64", "configuration":
   {"unit": u, "scale_factor": k}}`` -> ``<M8[{k}{u}]`` / ``<m8[{k}{u}]``;
 - ``{"name": "structured", "configuration": {"fields": [[name, data_type], ...]}}``
-  -> a structured dtype whose fields are any of these, recursively.
+  -> a structured dtype whose fields are any of these, recursively; the
+  ``struct`` extension tensorstore writes (``"fields": [{"name", "data_type"}]``,
+  fill value an object by field name) is read too, and written as ``structured``.
 
 In memory every v3 dtype is little-endian (byte order on disk is the ``bytes``
 codec's business).
@@ -106,18 +108,27 @@ def _time_from_json(name: str, value: Mapping[str, Any]) -> np.dtype[Any]:
     return np.dtype(f"<{code}8[{scale if scale > 1 else ''}{unit}]")
 
 
+def _field_name_and_type(field: Any) -> tuple[str, Any]:
+    """``[name, data_type]`` (zarr-python's ``structured``) or ``{"name", "data_type"}``
+    (the ``struct`` extension tensorstore writes)."""
+    if isinstance(field, list) and len(field) == 2 and isinstance(field[0], str):
+        return field[0], field[1]
+    if isinstance(field, Mapping) and isinstance(field.get("name"), str) and "data_type" in field:
+        return field["name"], field["data_type"]
+    raise MetadataError(f"structured field {field!r} must be [name, data_type]")
+
+
 def _structured_from_json(value: Mapping[str, Any]) -> np.dtype[Any]:
     fields = _config(value, ("fields",))["fields"]
     if not isinstance(fields, list) or not fields:
         raise MetadataError(f"structured fields must be a non-empty list, got {fields!r}")
     spec = []
     for field in fields:
-        if not (isinstance(field, list) and len(field) == 2 and isinstance(field[0], str)):
-            raise MetadataError(f"structured field {field!r} must be [name, data_type]")
-        sub = _from_json(field[1])
+        name, data_type = _field_name_and_type(field)
+        sub = _from_json(data_type)
         if sub.kind == "O":
-            raise MetadataError(f"structured field {field[0]!r}: variable-length types cannot nest")
-        spec.append((field[0], sub))
+            raise MetadataError(f"structured field {name!r}: variable-length types cannot nest")
+        spec.append((name, sub))
     try:
         return np.dtype(spec)
     except (TypeError, ValueError) as e:
@@ -131,7 +142,7 @@ def _from_json(value: Any) -> np.dtype[Any]:
             return _sized_from_json(name, value)
         if name in _TIME:
             return _time_from_json(name, value)
-        if name == "structured":
+        if name in ("structured", "struct"):
             return _structured_from_json(value)
         if not value.get("configuration") and set(value) <= {"name", "configuration"}:
             value = name  # {"name": "int32"} is "int32"

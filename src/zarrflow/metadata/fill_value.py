@@ -190,10 +190,23 @@ def _object_from_json(value: Any, dtype: np.dtype[Any]) -> Any:
     raise MetadataError(f"fill_value {value!r}: a {kind} array has no fill value but null")
 
 
-def _other_from_json(value: Any, dtype: np.dtype[Any]) -> Any:
+def _struct_from_json(value: dict[str, Any], dtype: np.dtype[Any], zarr_format: int) -> Any:
+    """A structured fill value given field by field (tensorstore's ``struct`` form)."""
+    names = dtype.names or ()
+    if set(value) != set(names):
+        raise MetadataError(f"fill_value {value!r} must name exactly the fields {list(names)}")
+    out = np.zeros((), dtype=dtype)
+    for name in names:
+        out[name] = fill_value_from_json(value[name], dtype.fields[name][0], zarr_format)
+    return out[()]
+
+
+def _other_from_json(value: Any, dtype: np.dtype[Any], zarr_format: int) -> Any:
     """Fill values of the data types beyond numbers: times, strings, bytes, structured."""
     if dtype.kind == "O":
         return _object_from_json(value, dtype)
+    if dtype.fields is not None and isinstance(value, dict):
+        return _struct_from_json(value, dtype, zarr_format)
     if dtype.kind in "mM":
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise MetadataError(f"fill_value {value!r} for {dtype.str} must be an integer")
@@ -258,7 +271,7 @@ def fill_value_from_json(
             return _float_from_json(value, dtype.newbyteorder("<"), zarr_format)
         if kind == "c":
             return _complex_from_json(value, dtype, zarr_format)
-        return _other_from_json(value, dtype)
+        return _other_from_json(value, dtype, zarr_format)
 
 
 def fill_value_to_json(value: Any, dtype: np.dtype[Any], zarr_format: int) -> Any:
