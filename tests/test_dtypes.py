@@ -286,9 +286,18 @@ def test_v2_null_fill_value_of_strings_reads_as_empty(tmp_path):
 def test_writing_non_strings_into_a_string_array_is_refused(tmp_path):
     a = zf.create(str(tmp_path / "s.zarr"), shape=(4,), chunks=(2,), dtype=str)
     a[:] = ["a", "b", "c", "d"]
-    with pytest.raises(zf.ZarrflowError, match="must be a str"):
-        a[0] = np.array(5, dtype=object)
+    mixed = np.array(["x", "y", "z", 4], dtype=object)
+    for bad in (np.array(5, dtype=object), 5, [b"x", b"y", b"z", b"w"], mixed):
+        with pytest.raises(zf.ValueShapeError, match="holds str values only"):
+            a[:] = bad
     assert a[:].tolist() == ["a", "b", "c", "d"]
+    a[1:3] = np.array(["u", "vv"])  # numpy strings are converted
+    assert a[:].tolist() == ["a", "u", "vv", "d"]
+    b = zf.create(str(tmp_path / "b.zarr"), shape=(2,), chunks=(2,), dtype=bytes)
+    b[:] = np.array([b"p", b"qq"])
+    with pytest.raises(zf.ValueShapeError, match="holds bytes values only"):
+        b[0] = "text"
+    assert b[:].tolist() == [b"p", b"qq"]
 
 
 def test_sharded_strings_both_ways(tmp_path):

@@ -20,6 +20,7 @@ from zarrflow.indexing import (
     selection_kind,
     slices_from_start_stop,
 )
+from zarrflow.metadata.object_dtypes import object_kind
 from zarrflow.parallel import stream as _stream
 from zarrflow.parallel.dask_read import parallel_read, parallel_write, to_dask
 from zarrflow.storage import Store
@@ -184,6 +185,8 @@ class Array(Node):
 
     def _prepare_value(self, value: Any, shape: tuple[int, ...]) -> np.ndarray:
         arr = np.asarray(value)
+        if self.dtype.kind == "O":
+            arr = self._variable_length_value(arr)
         if arr.dtype != self.dtype:
             if arr.ndim == 0 and not isinstance(value, np.ndarray | np.generic):
                 ok = np.can_cast(np.min_scalar_type(value), self.dtype, "same_kind") or (
@@ -207,6 +210,28 @@ class Array(Node):
                 f"array {self.name!r}: value of shape {arr.shape} does not fit a selection "
                 f"of shape {shape}"
             ) from None
+
+    def _variable_length_value(self, arr: np.ndarray) -> np.ndarray:
+        """Values for a string (or bytes) array: an object array of ``str`` (``bytes``).
+
+        numpy ``U`` (``S``) arrays are converted; anything else is refused
+        before any chunk is written.
+        """
+        kind = object_kind(self.dtype)
+        want, code = {"string": (str, "U"), "variable_length_bytes": (bytes, "S")}.get(
+            kind,  # type: ignore[arg-type]
+            (None, ""),
+        )
+        if want is None:
+            return arr
+        if arr.dtype.kind == code:
+            return arr.astype(object)
+        if arr.dtype.kind == "O" and all(isinstance(v, want) for v in arr.flat):
+            return arr
+        raise ValueShapeError(
+            f"array {self.name!r}: a {kind} array holds {want.__name__} values only, got "
+            f"{arr.dtype} data; convert it first (e.g. .astype({want.__name__}))"
+        )
 
     def _set(self, indexer, value: Any) -> None:
         if self.read_only:
