@@ -545,3 +545,17 @@ def test_copy_that_fails_midway_removes_what_it_wrote(tmp_path):
         copy_node(str(tmp_path / "g.zarr"), str(dst))
     left = sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
     assert left == ["unrelated.txt"]
+
+
+@pytest.mark.parametrize("dst_fmt", [2, 3])
+@pytest.mark.parametrize("src_fmt", [2, 3])
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[5], CASES[-1]], ids=lambda c: c.id)
+def test_copy_across_formats_keeps_the_data_type(tmp_path, case, src_fmt, dst_fmt):
+    from zarrflow.integrations.copying import copy_node
+
+    a = zf_create(tmp_path / "src.zarr", case, src_fmt, case.fill)
+    a[:5] = case.data
+    b = copy_node(str(tmp_path / "src.zarr"), str(tmp_path / "dst.zarr"), zarr_format=dst_fmt)
+    assert b.zarr_format == dst_fmt and b.fill_value == a.fill_value
+    assert_equal_values(b[:], a[:])
+    assert_equal_values(a[:], zarr.open_array(str(tmp_path / "dst.zarr"), mode="r")[:])

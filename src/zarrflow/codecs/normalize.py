@@ -160,6 +160,18 @@ def _filter_codecs_v3(filters: Any, dtype: np.dtype) -> tuple[list[dict], list[d
     return before, after, dtype
 
 
+def _listed(x: Any) -> list[Any]:
+    return [x] if isinstance(x, str | Mapping | Codec | tuple) else list(x)
+
+
+def _filter_id(x: Any) -> Any:
+    if isinstance(x, Codec):
+        return x.codec_id
+    if isinstance(x, Mapping):
+        return x.get("id")
+    return x
+
+
 def build_codecs_v3(
     *,
     compressor: Any = None,
@@ -200,9 +212,11 @@ def build_codecs_v3(
             )
     elif order != "C":
         raise CodecError(f"order must be 'C' or 'F', got {order!r}")
+    vlen = _VLEN_CODECS.get(object_kind(dtype))  # type: ignore[arg-type]
+    if vlen is not None and filters:  # a v2 object codec filter is v3's vlen codec itself
+        filters = [f for f in _listed(filters) if _filter_id(f) != vlen] or None
     before, after, bytes_dtype = _filter_codecs_v3(filters, dtype)
     result += before
-    vlen = _VLEN_CODECS.get(object_kind(dtype))  # type: ignore[arg-type]
     if vlen is not None:  # variable-length: zarr-python's vlen-utf8 / vlen-bytes
         result.append({"name": vlen, "configuration": {}})
         bytes_dtype = np.dtype("u1")
