@@ -193,9 +193,10 @@ def little_endian(dtype: np.dtype[Any]) -> np.dtype[Any]:
                 f"structured dtype {dtype.descr!r} has a sub-array field; Zarr v3 "
                 "structured fields are scalars (use Zarr v2 for sub-array fields)"
             )
-        return np.dtype([(name, little_endian(dtype.fields[name][0])) for name in dtype.names])
-    if dtype.kind == "O" or dtype.byteorder == "|":
-        return dtype
+        swapped = np.dtype([(name, little_endian(dtype.fields[name][0])) for name in dtype.names])
+        return dtype if swapped == dtype else swapped
+    if dtype.kind == "O" or dtype.str[0] != ">":
+        return dtype  # already little-endian (or native on this little-endian machine)
     return dtype.newbyteorder("<")
 
 
