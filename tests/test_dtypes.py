@@ -300,6 +300,13 @@ def test_writing_non_strings_into_a_string_array_is_refused(tmp_path):
     assert b[:].tolist() == [b"p", b"qq"]
 
 
+def test_a_string_array_with_the_bytes_codec_is_refused(tmp_path):
+    """Object elements are pointers: the fixed-size bytes codec must never store them."""
+    with pytest.raises(zf.CodecError, match="needs 'vlen-utf8' or 'vlen-bytes'"):
+        zf.create(str(tmp_path / "s.zarr"), shape=(4,), chunks=(2,), dtype=str, codecs=["bytes"])
+    assert not (tmp_path / "s.zarr" / "zarr.json").exists()
+
+
 def test_sharded_strings_both_ways(tmp_path):
     a = zf.create(str(tmp_path / "a.zarr"), shape=(9,), chunks=(2,), shards=(4,), dtype=str)
     a[:5] = ["a", "bb", "c" * 5000, "", "e"]
@@ -494,6 +501,7 @@ def test_group_with_unreadable_members_opens_lists_and_describes(tmp_path, fmt, 
     assert isinstance(members["good"], zf.Array) and isinstance(members["sub"], zf.Group)
     assert [m.path for m in g.unreadable()] == ["codec", "dtype"]
     assert g.array_keys() == ["good"] and g.group_keys() == ["sub"]
+    assert "codec" in g and "dtype" in g
     with pytest.raises(zf.UnknownCodecError, match=r"array '.*codec'.*no_such_codec"):
         g["codec"]
     with pytest.raises(zf.MetadataError, match=r"array 'dtype'.*(float8_e4m3|pickle)"):
@@ -505,6 +513,18 @@ def test_group_with_unreadable_members_opens_lists_and_describes(tmp_path, fmt, 
     info = repr(g.info)
     assert "Unreadable members" in info and "no_such_codec" in info
     assert g["good"][:].tolist() == [1, 1, 1, 1]
+
+
+def test_member_whose_zarr_json_is_not_json_is_listed(tmp_path):
+    g = zf.open_group(str(tmp_path / "g.zarr"), mode="w")
+    g.create_array("good", shape=(2,), dtype="i1")
+    (tmp_path / "g.zarr" / "broken").mkdir()
+    (tmp_path / "g.zarr" / "broken" / "zarr.json").write_text("{not json")
+    g = zf.open_group(str(tmp_path / "g.zarr"), mode="r")
+    assert g.keys() == ["broken", "good"] and "broken" in g
+    with pytest.raises(zf.MetadataError, match=r"broken/zarr\.json"):
+        g["broken"]
+    assert "broken (cannot be opened: MetadataError" in g.tree()
 
 
 def test_cli_info_of_a_group_with_an_unreadable_member(tmp_path, capsys):

@@ -97,7 +97,10 @@ class Group(Node):
         relpath = validate_key(name)
         if self._consolidated is not None:
             return relpath in self._consolidated
-        return node_exists(self._store, self._child(relpath)) is not None
+        try:
+            return node_exists(self._store, self._child(relpath)) is not None
+        except MetadataError:  # a zarr.json that is not JSON: a member, unreadable
+            return True
 
     def keys(self) -> list[str]:
         """Names of the direct members, sorted."""
