@@ -301,7 +301,11 @@ def test_writing_non_strings_into_a_string_array_is_refused(tmp_path):
 
 
 def test_a_string_array_with_the_bytes_codec_is_refused(tmp_path):
-    """Object elements are pointers: the fixed-size bytes codec must never store them."""
+    """Object elements are pointers: the fixed-size bytes codec must never store them.
+
+    Checked once: with the refusal in ``BytesCodec`` switched off, this test fails
+    (the array is created).
+    """
     with pytest.raises(zf.CodecError, match="needs 'vlen-utf8' or 'vlen-bytes'"):
         zf.create(str(tmp_path / "s.zarr"), shape=(4,), chunks=(2,), dtype=str, codecs=["bytes"])
     assert not (tmp_path / "s.zarr" / "zarr.json").exists()
@@ -551,7 +555,11 @@ def test_copy_names_unreadable_members_and_writes_nothing(tmp_path, fmt):
 
 
 def test_copy_that_fails_midway_removes_what_it_wrote(tmp_path):
-    """A chunk that cannot be decoded stops the copy; the partial destination is removed."""
+    """A chunk that cannot be decoded stops the copy; the partial destination is removed.
+
+    Checked once: with ``_remove_partial`` switched off, this test fails (the
+    copied array ``a`` and the group's documents are left behind).
+    """
     from zarrflow.integrations.copying import copy_node
 
     g = zf.open_group(str(tmp_path / "g.zarr"), mode="w")
