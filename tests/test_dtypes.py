@@ -24,6 +24,7 @@ import zarr
 from zarr.core.dtype import VariableLengthBytes
 
 import zarrflow as zf
+from zarrflow.integrations.copying import CopyError
 from zarrflow.metadata import dtype_from_json_v3, dtype_to_json_v3, parse_dtype
 from zarrflow.metadata.object_dtypes import BYTES_DTYPE, STRING_DTYPE
 
@@ -545,7 +546,7 @@ def test_copy_names_unreadable_members_and_writes_nothing(tmp_path, fmt):
     from zarrflow.integrations.copying import copy_node
 
     _group_with_bad_members(tmp_path / "g.zarr", fmt)
-    with pytest.raises(zf.CopyError, match=r"2 member\(s\) cannot be read: 'codec'.*'dtype'"):
+    with pytest.raises(CopyError, match=r"2 member\(s\) cannot be read: 'codec'.*'dtype'"):
         copy_node(str(tmp_path / "g.zarr"), str(tmp_path / "out.zarr"))
     assert not (tmp_path / "out.zarr").exists()
     from zarrflow import cli
@@ -554,25 +555,22 @@ def test_copy_names_unreadable_members_and_writes_nothing(tmp_path, fmt):
     assert not (tmp_path / "out2.zarr").exists()
 
 
-def test_copy_that_fails_midway_removes_what_it_wrote(tmp_path):
-    """A chunk that cannot be decoded stops the copy; the partial destination is removed.
-
-    Checked once: with ``_remove_partial`` switched off, this test fails (the
-    copied array ``a`` and the group's documents are left behind).
-    """
+def test_copy_that_fails_midway_names_the_member_and_leaves_nothing(tmp_path):
+    """A chunk that cannot be decoded stops the copy; the error names the member."""
     from zarrflow.integrations.copying import copy_node
+    from zarrflow.storage import MemoryStore
 
     g = zf.open_group(str(tmp_path / "g.zarr"), mode="w")
     g.create_array("a", shape=(4,), chunks=(2,), dtype="i4")[:] = 1
     g.create_array("b", shape=(4,), chunks=(2,), dtype="i4")[:] = 2
     (tmp_path / "g.zarr" / "b" / "c" / "1").write_bytes(b"not zstd")
-    dst = tmp_path / "out"
-    dst.mkdir()
-    (dst / "unrelated.txt").write_text("keep me")
-    with pytest.raises(zf.CopyError, match=r"member 'b' failed.*was removed"):
-        copy_node(str(tmp_path / "g.zarr"), str(dst))
-    left = sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
-    assert left == ["unrelated.txt"]
+    with pytest.raises(CopyError, match=r"failed \(nothing was written there\).*g\.zarr/b"):
+        copy_node(str(tmp_path / "g.zarr"), str(tmp_path / "out.zarr"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.zarr"]
+    store = MemoryStore()
+    with pytest.raises(CopyError, match=r"keys it had written were removed.*g\.zarr/b"):
+        copy_node(str(tmp_path / "g.zarr"), store)
+    assert list(store.list_prefix("")) == []
 
 
 @pytest.mark.parametrize("dst_fmt", [2, 3])

@@ -15,6 +15,7 @@ __all__ = [
     "ContainsArrayError",
     "ContainsGroupError",
     "CorruptChunkError",
+    "GenerationConflictError",
     "GroupNotFoundError",
     "KeyPathError",
     "MetadataError",
@@ -26,6 +27,7 @@ __all__ = [
     "TransientStoreError",
     "UnknownCodecError",
     "UnsupportedExtensionError",
+    "UnsupportedOperationError",
     "ValueShapeError",
     "ZarrflowError",
 ]
@@ -63,6 +65,38 @@ class TransientStoreError(StoreError):
     """A storage operation failed in a way that may succeed if retried."""
 
 
+class UnsupportedOperationError(StoreError):
+    """The store cannot do this at all (a capability it lacks, e.g. generations on a zip)."""
+
+
+class GenerationConflictError(ZarrflowError):
+    """The stored object's generation is not the one a conditional read or write expected.
+
+    Not an ``OSError`` on purpose: retry layers treat it as an answer, never as
+    a transient fault. The caller re-reads and tries again (read-modify-write).
+    ``key`` is the store key, ``expected`` the generation (or ``None`` for "absent")
+    the caller assumed.
+
+    Examples
+    --------
+    >>> err = GenerationConflictError("memory://x", "a/c/0", "3")
+    >>> err.key, err.expected
+    ('a/c/0', '3')
+    """
+
+    def __init__(self, url: str, key: str, expected: str | None, detail: str = "") -> None:
+        self.url, self.key, self.expected, self.detail = url, key, expected, detail
+        wanted = "no object there" if expected is None else f"generation {expected!r}"
+        found = detail or "another version is stored"
+        super().__init__(
+            f"generation conflict on key {key!r} in {url}: expected {wanted}, but {found}; "
+            f"re-read and try again"
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.url, self.key, self.expected, self.detail))
+
+
 class KeyPathError(StoreError, ValueError):
     """A key or path that would escape the store root, or is otherwise invalid."""
 
@@ -97,10 +131,6 @@ class SelectionError(ZarrflowError, IndexError):
 
 class ValueShapeError(ZarrflowError, ValueError):
     """Data written to an array does not fit the selection's shape or dtype."""
-
-
-class CopyError(ZarrflowError):
-    """A copy could not be completed; the message names the member and what was left."""
 
 
 class ChunkTimeoutError(ZarrflowError, TimeoutError):
