@@ -394,7 +394,9 @@ def test_routing_helpers() -> None:
     assert is_orthogonal_selection(([1, 2], slice(None)), shape)
     assert selection_kind([0, 3], shape) == "orthogonal"
     assert selection_kind(np.ones(shape, bool), shape) == "mask"
-    assert selection_kind((np.array([True, False, True, True]), 1), shape) == "orthogonal"
+    # a mask and an integer on every axis: numpy pairs them as points
+    assert selection_kind((np.array([True, False, True, True]), 1), shape) == "coordinate"
+    assert selection_kind((np.array([True, False, True, True]), slice(None)), shape) == "orthogonal"
 
 
 def test_slices_from_start_stop() -> None:
