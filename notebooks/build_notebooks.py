@@ -373,14 +373,14 @@ def chunk_streaming() -> list:
         ),
         md(
             """
-            zarrflow ships a one-line text bar, `zarrflow.progress.TextProgressBar`,
+            zarrflow ships a one-line text bar, `zarrflow.parallel.progress.TextProgressBar`,
             that fits the same slot (the CLI uses it). Library code never prints:
             progress is always something you pass in.
             """
         ),
         code(
             """
-            from zarrflow.progress import TextProgressBar
+            from zarrflow.parallel.progress import TextProgressBar
 
             bar = TextProgressBar("latency-bound stream", stream=sys.stdout)
             for _ in slow.chunk_stream(parallel=8, progress_callback=bar):
@@ -1583,7 +1583,7 @@ def distributed_nb() -> list:
         ),
         code(
             """
-            from zarrflow.progress import TextProgressBar
+            from zarrflow.parallel.progress import TextProgressBar
 
             y = (x.astype("float32") - float(mean)) / 100
             out = zf.to_zarr(y, f"{workdir}/centred.zarr", chunks=(100, 100),

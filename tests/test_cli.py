@@ -248,7 +248,7 @@ def test_usage_errors_exit_2_and_help_lists_the_commands(capsys) -> None:
 def test_shards_give_a_clear_error_when_sharding_is_missing(
     monkeypatch, tmp_path, v2_array, capsys
 ) -> None:
-    import zarrflow.copying as copying
+    import zarrflow.integrations.copying as copying
 
     real_create = copying.create
 
@@ -269,7 +269,7 @@ def test_shards_give_a_clear_error_when_sharding_is_missing(
 
 
 def test_copy_keeps_codecs_across_formats(tmp_path) -> None:
-    from zarrflow.copying import copy_node
+    from zarrflow.integrations.copying import copy_node
 
     data = np.arange(600, dtype="i4").reshape(20, 30)
     src = tmp_path / "src.zarr"

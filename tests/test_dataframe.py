@@ -14,7 +14,7 @@ dd = pytest.importorskip("dask.dataframe")
 
 import zarrflow as zf  # noqa: E402
 from conftest import CountingStore  # noqa: E402
-from zarrflow.dataframe import (  # noqa: E402
+from zarrflow.integrations.dataframe import (  # noqa: E402
     ColumnSpec,
     from_dask_dataframe,
     to_dask_dataframe,

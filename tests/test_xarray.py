@@ -13,7 +13,7 @@ xr = pytest.importorskip("xarray")
 pytest.importorskip("zarr")  # the oracle writes and reads the stores
 
 import zarrflow as zf  # noqa: E402
-from zarrflow.xarray_backend import (  # noqa: E402
+from zarrflow.integrations.xarray_backend import (  # noqa: E402
     ZarrflowBackendArray,
     ZarrflowBackendEntrypoint,
     open_dataset,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from zarrflow import config as _config  # noqa: F401 - registers zarrflow.* Dask config defaults
 from zarrflow.api import consolidate_metadata, create, open, open_array, open_group, to_zarr
-from zarrflow.array import Array
 from zarrflow.errors import (
     ArrayNotFoundError,
     ChunkFailure,
@@ -36,12 +35,16 @@ from zarrflow.errors import (
     ValueShapeError,
     ZarrflowError,
 )
-from zarrflow.group import Group
+from zarrflow.hierarchy.array import Array
+from zarrflow.hierarchy.group import Group
 from zarrflow.parallel.dask_write import WritePlan, plan_write
 
 __version__ = "0.1.0"
 
-_LAZY = {"to_dask_dataframe": "zarrflow.dataframe", "from_dask_dataframe": "zarrflow.dataframe"}
+_LAZY = {
+    "to_dask_dataframe": "zarrflow.integrations.dataframe",
+    "from_dask_dataframe": "zarrflow.integrations.dataframe",
+}
 
 
 def __getattr__(name: str):

@@ -6,7 +6,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from zarrflow.array import Array
 from zarrflow.errors import (
     ArrayNotFoundError,
     ContainsArrayError,
@@ -15,9 +14,9 @@ from zarrflow.errors import (
     NodeNotFoundError,
     ZarrflowError,
 )
-from zarrflow.group import Group
-from zarrflow.metadata import write_consolidated
-from zarrflow.nodes import (
+from zarrflow.hierarchy.array import Array
+from zarrflow.hierarchy.group import Group
+from zarrflow.hierarchy.nodes import (
     DEFAULT,
     create_array,
     create_group,
@@ -25,7 +24,8 @@ from zarrflow.nodes import (
     normalize_path,
     probe_node,
 )
-from zarrflow.nodes import open_node as _open_node
+from zarrflow.hierarchy.nodes import open_node as _open_node
+from zarrflow.metadata import write_consolidated
 from zarrflow.storage import ReadOnlyStore, Store, ZipStore, store_from_url
 
 __all__ = ["consolidate_metadata", "create", "open", "open_array", "open_group", "to_zarr"]

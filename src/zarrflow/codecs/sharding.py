@@ -9,7 +9,7 @@ a fixed encoded size so that a reader can fetch it with one ranged request).
 Offsets count from the start of the shard, index included.
 
 :class:`ShardingCodec` is the codec as a pipeline stage (encode / decode a
-whole shard) and the toolbox the sharded I/O path (:mod:`zarrflow.shard_io`)
+whole shard) and the toolbox the sharded I/O path (:mod:`zarrflow.chunks.sharded`)
 builds on: index parsing and checking, inner-chunk regions, shard assembly
 and :func:`coalesce_ranges`. zarrflow writes inner chunks in C order.
 

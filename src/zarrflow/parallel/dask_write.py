@@ -245,7 +245,7 @@ def store_dask(
     )
     if not compute:
         return dask.delayed(_written, pure=False)(stored, array, plan)
-    from zarrflow.progress import compute_with_progress
+    from zarrflow.parallel.progress import compute_with_progress
 
     backend = resolve_backend(scheduler)
     with own_thread_pool() as pool:  # nothing of this call still runs once it has returned

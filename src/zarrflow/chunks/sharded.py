@@ -1,14 +1,14 @@
 """The per-shard read and write path of a sharded (``sharding_indexed``) Zarr v3 array.
 
-:class:`ShardIO` is the :class:`~zarrflow.chunk_io.ChunkIO` of a sharded
+:class:`ShardIO` is the :class:`~zarrflow.chunks.regular.ChunkIO` of a sharded
 array: its "chunks" are shards (``metadata.chunks``), read and written by
-inner chunk. It turns projections into :class:`~zarrflow.sharding.ShardJob`
-values, which :class:`~zarrflow.sharding.ShardReader` fetches with ranged,
-coalesced requests (see :mod:`zarrflow.sharding` for the request pattern).
+inner chunk. It turns projections into :class:`~zarrflow.chunks.shard_reader.ShardJob`
+values, which :class:`~zarrflow.chunks.shard_reader.ShardReader` fetches with ranged,
+coalesced requests (see :mod:`zarrflow.chunks.shard_reader` for the request pattern).
 
 Writing: a write covering a whole shard encodes it in memory and stores it
 once, lock-free. A write covering part of a shard is a read-modify-write under
-that shard's lock (:func:`~zarrflow.parallel.locks.chunk_lock` on the shard
+that shard's lock (:func:`~zarrflow.chunks.locks.chunk_lock` on the shard
 key — a thread lock in-process, a ``distributed`` lock on a cluster):
 untouched inner chunks keep their encoded bytes, inner chunks the write
 covers completely are encoded without being read, and only partly covered
@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from zarrflow.chunk_io import ChunkIO
+from zarrflow.chunks.locks import chunk_lock
+from zarrflow.chunks.regular import ChunkIO
+from zarrflow.chunks.shard_reader import ShardJob, ShardReader
 from zarrflow.codecs import CodecPipeline, ShardingCodec
 from zarrflow.codecs.sharding import MISSING
 from zarrflow.errors import CodecError, StoreError
 from zarrflow.indexing import BasicIndexer, ChunkProjection
-from zarrflow.parallel.locks import chunk_lock
-from zarrflow.sharding import ShardJob, ShardReader
 from zarrflow.storage import Store
 
 __all__ = ["ShardIO"]
@@ -51,7 +51,7 @@ def _is_basic(selection: Any) -> bool:
 class ShardIO(ChunkIO):
     """Read and write the shards of one sharded array, inner chunk by inner chunk.
 
-    Built by :class:`~zarrflow.chunk_io.ChunkIO` itself when the metadata has
+    Built by :class:`~zarrflow.chunks.regular.ChunkIO` itself when the metadata has
     ``inner_chunks``; see the module notes for the request pattern.
 
     Examples

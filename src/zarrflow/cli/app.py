@@ -1,7 +1,7 @@
 """The ``zarrflow`` command: ``demo``, ``info``, ``copy``, ``stats``, ``bench``.
 
 Argument parsing lives here; what each subcommand does lives in
-:mod:`zarrflow.commands`. An error the user can fix (a missing path, a bad URL,
+:mod:`zarrflow.cli.commands`. An error the user can fix (a missing path, a bad URL,
 an unreadable array, a missing optional package) prints one line on stderr
 and exits with status 1; ``--debug`` shows the traceback instead.
 """
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     try:
-        from zarrflow import commands
+        from zarrflow.cli import commands
 
         return commands.run(args)
     except BrokenPipeError:  # e.g. `zarrflow info x | head -1`

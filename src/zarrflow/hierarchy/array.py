@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from zarrflow.chunk_io import ChunkIO
+from zarrflow.chunks.regular import ChunkIO
 from zarrflow.errors import ReadOnlyError, SelectionError, ValueShapeError
+from zarrflow.hierarchy.node_base import Node
 from zarrflow.indexing import (
     BasicIndexer,
     CoordinateIndexer,
@@ -19,7 +20,6 @@ from zarrflow.indexing import (
     selection_kind,
     slices_from_start_stop,
 )
-from zarrflow.node_base import Node
 from zarrflow.parallel import stream as _stream
 from zarrflow.parallel.dask_read import parallel_read, parallel_write, to_dask
 from zarrflow.storage import Store
@@ -443,14 +443,14 @@ class Array(Node):
         Chunks cut by the new edge keep their in-bounds part; the part beyond is
         reset to the fill value so growing the array later shows no stale data.
         """
-        from zarrflow.resize import resize_array
+        from zarrflow.chunks.resize import resize_array
 
         new_shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
         resize_array(self, tuple(int(s) for s in new_shape))
 
     def append(self, data: Any, axis: int = 0) -> tuple[int, ...]:
         """Append ``data`` along ``axis``; returns the new shape."""
-        from zarrflow.resize import append_array
+        from zarrflow.chunks.resize import append_array
 
         return append_array(self, np.asarray(data), axis)
 
@@ -473,7 +473,7 @@ class Array(Node):
     @property
     def info(self):
         """A summary: format, shape, chunks, codecs, stored chunks and bytes."""
-        from zarrflow.info import array_info
+        from zarrflow.hierarchy.info import array_info
 
         return array_info(self)
 

@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from zarrflow.api import StoreLike, create, open, open_group, to_zarr
-from zarrflow.array import Array
 from zarrflow.codecs.pipeline import parse_codecs_v3
 from zarrflow.errors import MetadataError, ZarrflowError
-from zarrflow.group import Group
+from zarrflow.hierarchy.array import Array
+from zarrflow.hierarchy.group import Group
 
 __all__ = ["copy_node"]
 

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from zarrflow.chunks.locks import chunk_lock
 from zarrflow.errors import ReadOnlyError, ValueShapeError
-from zarrflow.parallel.locks import chunk_lock
 
 if TYPE_CHECKING:
-    from zarrflow.array import Array
+    from zarrflow.hierarchy.array import Array
 
 __all__ = ["append_array", "resize_array"]
 

@@ -52,9 +52,9 @@ from xarray.backends.store import StoreBackendEntrypoint
 from xarray.core import indexing
 
 from zarrflow.api import open_group
-from zarrflow.array import Array
 from zarrflow.errors import GroupNotFoundError, MetadataError, ZarrflowError
-from zarrflow.group import Group
+from zarrflow.hierarchy.array import Array
+from zarrflow.hierarchy.group import Group
 from zarrflow.parallel.dask_read import _TaskScope, block_shape
 
 __all__ = [
@@ -410,7 +410,7 @@ def open_dataset(url: Any, **kwargs: Any) -> Dataset:
     Examples
     --------
     >>> import numpy as np, zarrflow as zf
-    >>> from zarrflow.xarray_backend import open_dataset
+    >>> from zarrflow.integrations.xarray_backend import open_dataset
     >>> g = zf.open_group("memory://doc-xr-open-dataset", mode="w")
     >>> v = g.create_array("v", shape=(8,), chunks=(2,), dtype="i4", dimension_names=["x"])
     >>> v[:] = np.arange(8)
@@ -433,7 +433,7 @@ def open_datatree(url: Any, **kwargs: Any) -> DataTree:
     Examples
     --------
     >>> import zarrflow as zf
-    >>> from zarrflow.xarray_backend import open_datatree
+    >>> from zarrflow.integrations.xarray_backend import open_datatree
     >>> g = zf.open_group("memory://doc-xr-open-tree", mode="w")
     >>> sub = g.create_group("sub")
     >>> _ = sub.create_array("v", shape=(4,), chunks=(2,), dtype="f8", dimension_names=["x"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zarrflow.attributes import Attributes
+from zarrflow.hierarchy.attributes import Attributes
 from zarrflow.storage import Store
 
 __all__ = ["Node"]

@@ -11,9 +11,9 @@ from zarrflow.errors import (
     NodeNotFoundError,
     ReadOnlyError,
 )
+from zarrflow.hierarchy.node_base import Node
+from zarrflow.hierarchy.nodes import create_array, create_group, node_exists, open_node
 from zarrflow.metadata import GroupMetadata
-from zarrflow.node_base import Node
-from zarrflow.nodes import create_array, create_group, node_exists, open_node
 from zarrflow.storage import Store, validate_key
 
 __all__ = ["Group"]
@@ -119,7 +119,7 @@ class Group(Node):
         return [(k, self[k]) for k in self.keys()]
 
     def arrays(self) -> list[tuple[str, Any]]:
-        from zarrflow.array import Array
+        from zarrflow.hierarchy.array import Array
 
         return [(k, v) for k, v in self.members() if isinstance(v, Array)]
 
@@ -207,7 +207,7 @@ class Group(Node):
 
     @property
     def info(self):
-        from zarrflow.info import group_info
+        from zarrflow.hierarchy.info import group_info
 
         return group_info(self)
 

@@ -31,8 +31,8 @@ from zarrflow.metadata.consolidated import probe_node_metadata
 from zarrflow.storage import Store, validate_key
 
 if TYPE_CHECKING:
-    from zarrflow.array import Array
-    from zarrflow.group import Group
+    from zarrflow.hierarchy.array import Array
+    from zarrflow.hierarchy.group import Group
 
 __all__ = [
     "DEFAULT",
@@ -142,7 +142,7 @@ def create_array(
 
     See :func:`zarrflow.create` for the parameters.
     """
-    from zarrflow.array import Array
+    from zarrflow.hierarchy.array import Array
 
     path = normalize_path(path)
     shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
@@ -210,7 +210,7 @@ def create_group(
     overwrite: bool = False,
 ):
     """Write a new group's metadata at ``path`` and return the :class:`~zarrflow.Group`."""
-    from zarrflow.group import Group
+    from zarrflow.hierarchy.group import Group
 
     path = normalize_path(path)
     if zarr_format not in (2, 3):
@@ -234,8 +234,8 @@ def open_node(
 
     Raises :class:`~zarrflow.NodeNotFoundError` when nothing does.
     """
-    from zarrflow.array import Array
-    from zarrflow.group import Group
+    from zarrflow.hierarchy.array import Array
+    from zarrflow.hierarchy.group import Group
 
     path = normalize_path(path)
     meta = metadata if metadata is not None else load_node(store, path, zarr_format=zarr_format)

@@ -17,7 +17,7 @@ zstd chunks in one codec call, which also releases the GIL once per batch
 rather than once per chunk), then copy each chunk's part into the result.
 
 For a sharded array (``metadata.inner_chunks`` set), ``ChunkIO(...)`` builds
-a :class:`~zarrflow.shard_io.ShardIO` instead: the same interface over
+a :class:`~zarrflow.chunks.sharded.ShardIO` instead: the same interface over
 shards, reading and writing them by inner chunk with ranged requests.
 """
 
@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 import dask
 import numpy as np
 
+from zarrflow.chunks.locks import chunk_lock
 from zarrflow.codecs import CodecPipeline
 from zarrflow.errors import (
     ChunkFailure,
@@ -40,7 +41,6 @@ from zarrflow.errors import (
     StoreError,
 )
 from zarrflow.indexing import ChunkProjection
-from zarrflow.parallel.locks import chunk_lock
 from zarrflow.storage import Store
 from zarrflow.storage.keys import is_valid_key
 from zarrflow.storage.local import LocalStore
@@ -115,9 +115,9 @@ class ChunkIO:
     batches_remote_writes = True
 
     def __new__(cls, store: Store, path: str, metadata, **kwargs):
-        """A :class:`~zarrflow.shard_io.ShardIO` for a sharded array, else a plain ChunkIO."""
+        """A :class:`~zarrflow.chunks.sharded.ShardIO` for a sharded array, else a plain ChunkIO."""
         if cls is ChunkIO and getattr(metadata, "inner_chunks", None) is not None:
-            from zarrflow.shard_io import ShardIO
+            from zarrflow.chunks.sharded import ShardIO
 
             cls = ShardIO
         return super().__new__(cls)
@@ -367,7 +367,7 @@ class ChunkIO:
         data, a value that cannot be cast) concerns every chunk alike and is
         raised at once. On a remote store whole chunks go in concurrent batches
         (one ``try_set_many`` per batch). ``lock`` is the lock kind for partial
-        chunks (see :func:`zarrflow.parallel.locks.chunk_lock`); None reads
+        chunks (see :func:`zarrflow.chunks.locks.chunk_lock`); None reads
         ``zarrflow.lock``.
         """
         self._check_writable()

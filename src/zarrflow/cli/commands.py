@@ -3,7 +3,7 @@
 Results go to stdout, progress bars to stderr. stdout is flushed before a bar
 starts and every bar ends its line before the next table prints, so the two
 never garble each other on a terminal, and a captured stderr holds one
-finished line per bar (see :class:`~zarrflow.progress.TextProgressBar`).
+finished line per bar (see :class:`~zarrflow.parallel.progress.TextProgressBar`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 import zarrflow as zf
 from zarrflow.errors import ZarrflowError
-from zarrflow.progress import TextProgressBar
+from zarrflow.parallel.progress import TextProgressBar
 
 __all__ = ["run"]
 
@@ -380,7 +380,7 @@ def copy(args: argparse.Namespace) -> int:
 
 def _copy(args: argparse.Namespace, client: Any) -> zf.Array | zf.Group:
     """``copy_node`` with the command line's options and a progress bar per array."""
-    from zarrflow.copying import copy_node
+    from zarrflow.integrations.copying import copy_node
 
     with contextlib.ExitStack() as bars:
 
@@ -413,7 +413,7 @@ def _fmt(value: Any) -> str:
 
 def stats(args: argparse.Namespace) -> int:
     """Min, max, mean, std and NaN count of an array, chunk-parallel."""
-    from zarrflow.statistics import array_statistics
+    from zarrflow.integrations.statistics import array_statistics
 
     a = zf.open_array(args.url, mode="r", storage_options=_opts(args.storage_option))
     with _client(args) as client:
@@ -429,7 +429,7 @@ def stats(args: argparse.Namespace) -> int:
 
 def bench(args: argparse.Namespace) -> int:
     """A quick side-by-side of zarrflow and its peers on the seed workload."""
-    from zarrflow.quickbench import quick_bench
+    from zarrflow.cli.quickbench import quick_bench
 
     quick_bench(repeat=args.repeat, out=sys.stdout)  # rows appear as they are measured
     sys.stdout.flush()

@@ -37,9 +37,9 @@ import pandas as pd
 
 from zarrflow.api import open as zf_open
 from zarrflow.api import open_group, to_zarr
-from zarrflow.array import Array
 from zarrflow.errors import ContainsArrayError, ContainsGroupError, NodeNotFoundError, ZarrflowError
-from zarrflow.group import Group
+from zarrflow.hierarchy.array import Array
+from zarrflow.hierarchy.group import Group
 from zarrflow.parallel.dask_read import _TaskScope
 
 __all__ = ["ColumnSpec", "from_dask_dataframe", "to_dask_dataframe"]
