@@ -46,6 +46,7 @@ from zarrflow.indexing.orthogonal import ArrayDimIndexer, OrthogonalIndexer
 from zarrflow.indexing.selection import (
     Indexer,
     SelectionKind,
+    allocate_result,
     is_basic_selection,
     is_coordinate_selection,
     is_mask_selection,
@@ -72,6 +73,7 @@ __all__ = [
     "SelectionKind",
     "SliceDimIndexer",
     "Slot",
+    "allocate_result",
     "as_index",
     "chunk_extent",
     "group_points",

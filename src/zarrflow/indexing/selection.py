@@ -14,11 +14,13 @@ rules (so ``x[[1, 2, 3], [1, 2, 3]]`` on a 5x5x5 array has shape (3, 5)).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 
+from zarrflow.errors import AllocationError
 from zarrflow.indexing.advanced import AdvancedIndexer, Slot, parse_numpy_selection
 from zarrflow.indexing.basic import BasicIndexer
 from zarrflow.indexing.common import as_index, is_integer, selection_error
@@ -28,6 +30,7 @@ from zarrflow.indexing.orthogonal import OrthogonalIndexer
 __all__ = [
     "Indexer",
     "SelectionKind",
+    "allocate_result",
     "is_basic_selection",
     "is_coordinate_selection",
     "is_mask_selection",
@@ -247,6 +250,56 @@ def make_indexer(
             return MaskIndexer(selection, shape, chunks)
         return CoordinateIndexer(selection, shape, chunks)
     raise ValueError(f"kind must be 'numpy', 'orthogonal' or 'vindex', not {kind!r}")
+
+
+def _format_bytes(n: int) -> str:
+    units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
+    size, unit = float(n), 0
+    while size >= 1024 and unit < len(units) - 1:
+        size, unit = size / 1024, unit + 1
+    return f"{n} bytes" if unit == 0 else f"{n} bytes ({size:.1f} {units[unit]})"
+
+
+def allocate_result(indexer: Indexer, dtype: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The empty result of a read, and the view of it the projections fill.
+
+    Returns ``(out, target)`` with ``out`` of numpy's result shape and
+    ``target = out.reshape(indexer.projection_shape)`` (a view). A result
+    numpy cannot allocate raises :class:`~zarrflow.errors.AllocationError`
+    at once, before any chunk is touched.
+
+    Parameters
+    ----------
+    indexer : Indexer
+        The selection's indexer.
+    dtype : numpy.dtype
+        The array's data type.
+    name : str
+        The array's name, for the error message.
+
+    Examples
+    --------
+    >>> out, target = allocate_result(make_indexer(([0, 1], [0, 1]), (3, 3, 3), (2, 2, 2)),
+    ...                               np.dtype("i4"), "a")
+    >>> out.shape, target.shape
+    ((2, 3), (2, 3))
+    >>> try:
+    ...     allocate_result(make_indexer(np.s_[:], (10**18,), (10**6,)), np.dtype("f8"), "big")
+    ... except AllocationError as e:
+    ...     print(e)  # doctest: +ELLIPSIS
+    array 'big': the result of shape (1000000000000000000,) (float64) needs ...: too large...
+    """
+    dtype = np.dtype(dtype)
+    try:
+        out = np.empty(indexer.shape, dtype=dtype)
+    except (MemoryError, ValueError):
+        nbytes = math.prod(indexer.shape) * dtype.itemsize
+        raise AllocationError(
+            f"array {name!r}: the result of shape {tuple(indexer.shape)} ({dtype}) needs "
+            f"{_format_bytes(nbytes)}: too large to allocate; select less or read chunk by "
+            "chunk (chunk_stream)"
+        ) from None
+    return out, out.reshape(indexer.projection_shape)
 
 
 def _per_axis(value: Any, name: str, ndim: int, shape: Sequence[int]) -> list[int | None]:
