@@ -31,6 +31,7 @@ from zarrflow.indexing.basic import SliceDimIndexer
 from zarrflow.indexing.common import (
     ChunkProjection,
     as_index,
+    broadcast_problem,
     check_shape_and_chunks,
     is_integer,
     selection_error,
@@ -44,8 +45,10 @@ class Slot(NamedTuple):
     """One entry of a selection, after ``Ellipsis`` is expanded.
 
     ``kind`` is ``"new"`` (``None``), ``"slice"``, ``"int"``, ``"array"`` (an
-    integer array, one axis) or ``"mask"`` (a boolean array over
-    ``len(axes)`` axes). ``value`` is the slice, the int, or the numpy array.
+    integer array, one axis), ``"mask"`` (a boolean array over ``len(axes)``
+    axes) or ``"ellipsis"`` (an ``Ellipsis`` standing for no axis, kept
+    because it still separates array entries). ``value`` is the slice, the
+    int, the numpy array, or None / Ellipsis.
     """
 
     kind: str
@@ -126,8 +129,11 @@ def parse_numpy_selection(selection: Any, shape: Sequence[int]) -> list[Slot]:
     if used > len(shape):
         problem = f"too many indices: {used} given for an array of {len(shape)} dimensions"
         raise selection_error(selection, shape, problem)
-    fill = [("slice", slice(None))] * (len(shape) - used)
+    fill: list[tuple[str, Any]] = [("slice", slice(None))] * (len(shape) - used)
     at = next((i for i, (kind, _) in enumerate(parsed) if kind == "ellipsis"), len(parsed))
+    if at < len(parsed) and not fill:
+        # an Ellipsis standing for no axis still separates array entries for numpy
+        fill = [("ellipsis", Ellipsis)]
     parsed = parsed[:at] + fill + parsed[at + 1 :]
     slots: list[Slot] = []
     axis = 0
@@ -161,12 +167,7 @@ def _point_arrays(
     try:
         broadcast = np.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError:
-        shapes = " ".join(str(a.shape) for a in arrays)
-        problem = (
-            f"integer arrays of shapes {shapes} cannot be broadcast together (numpy's "
-            "advanced indexing pairs them element by element); for one index array per "
-            "axis taken independently use a.oindex[...], for points a.vindex[...]"
-        )
+        problem = broadcast_problem([a.shape for a in arrays])
         raise selection_error(selection, shape, problem) from None
     coords = []
     for axis, arr in zip(axes, arrays, strict=True):
@@ -184,7 +185,7 @@ def _layout(slots: Sequence[Slot]) -> list[int]:
     """The result's dimensions in order, as slot numbers; -1 stands for the broadcast."""
     advanced = [k for k, s in enumerate(slots) if s.kind in ("int", "array", "mask")]
     adjacent = advanced == list(range(advanced[0], advanced[-1] + 1))
-    rest = [k for k, s in enumerate(slots) if s.kind in ("slice", "new")]
+    rest = [k for k, s in enumerate(slots) if s.kind in ("slice", "new", "ellipsis")]
     if not adjacent:
         return [-1, *rest]
     first = advanced[0]
@@ -246,8 +247,13 @@ class AdvancedIndexer:
             k: (self._slices[k].nitems if k in self._slices else 1) for k in self._layout if k >= 0
         }
         npoints = math.prod(broadcast)
+        # an Ellipsis standing for no axis is a None in the chunk selections (numpy
+        # then keeps the broadcast dimensions first) and an axis of 1 in projection_shape
         self.shape = tuple(
-            itertools.chain.from_iterable(broadcast if k < 0 else (dims[k],) for k in self._layout)
+            itertools.chain.from_iterable(
+                broadcast if k < 0 else () if slots[k].kind == "ellipsis" else (dims[k],)
+                for k in self._layout
+            )
         )
         self.projection_shape = tuple(npoints if k < 0 else dims[k] for k in self._layout)
         self.nchunks = len(self._groups.chunk_coords) * math.prod(
@@ -278,8 +284,8 @@ class AdvancedIndexer:
                 chunk_sel: list[Any] = []
                 picks = iter(local)
                 for k, slot in enumerate(slots):
-                    if slot.kind == "new":
-                        chunk_sel.append(None)
+                    if slot.kind in ("new", "ellipsis"):
+                        chunk_sel.append(None)  # an axis of 1 in the chunk's result
                     elif slot.kind == "slice":
                         coords[slot.axes[0]] = by_slot[k].dim_chunk_ix
                         chunk_sel.append(by_slot[k].dim_chunk_sel)

@@ -48,6 +48,7 @@ __all__ = [
     "ChunkProjection",
     "DimProjection",
     "as_index",
+    "broadcast_problem",
     "check_shape_and_chunks",
     "chunk_extent",
     "describe_selection",
@@ -167,6 +168,22 @@ def describe_selection(selection: Any) -> str:
         return f"({inner},)" if len(selection) == 1 else f"({inner})"
     text = repr(selection)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def broadcast_problem(shapes: Sequence[tuple[int, ...]]) -> str:
+    """The message for integer index arrays that cannot be broadcast together.
+
+    Examples
+    --------
+    >>> broadcast_problem([(3,), (2,)])[:56]
+    'integer arrays of shapes (3,), (2,) cannot be broadcast '
+    """
+    listed = ", ".join(str(tuple(s)) for s in shapes)
+    return (
+        f"integer arrays of shapes {listed} cannot be broadcast together: a[...] and "
+        "a.vindex[...] pair them element by element (as numpy does); to index each axis "
+        "on its own use a.oindex[...]"
+    )
 
 
 def selection_error(selection: Any, shape: Sequence[int], problem: str) -> SelectionError:

@@ -17,6 +17,7 @@ import numpy as np
 
 from zarrflow.indexing.common import (
     ChunkProjection,
+    broadcast_problem,
     check_shape_and_chunks,
     is_integer,
     selection_error,
@@ -168,8 +169,7 @@ def _coordinate_arrays(selection: Any, shape: tuple[int, ...]) -> list[np.ndarra
     try:
         return np.broadcast_arrays(*arrays)
     except ValueError:
-        shapes = ", ".join(str(a.shape) for a in arrays)
-        problem = f"coordinate arrays of shapes {shapes} cannot be broadcast together"
+        problem = broadcast_problem([a.shape for a in arrays])
         raise selection_error(selection, shape, problem) from None
 
 

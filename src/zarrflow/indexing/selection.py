@@ -200,6 +200,7 @@ def _numpy_indexer(selection: Any, shape: Sequence[int], chunks: Sequence[int]) 
         return MaskIndexer(selection, shape, chunks)
     slots = parse_numpy_selection(selection, shape)
     kind = numpy_route(slots)
+    slots = [slot for slot in slots if slot.kind != "ellipsis"]
     if kind == "mask":
         return MaskIndexer(slots[0].value, shape, chunks)
     if kind == "coordinate":
