@@ -193,6 +193,8 @@ def selection_kind(selection: Any, shape: Sequence[int]) -> SelectionKind:
 
 
 def _numpy_indexer(selection: Any, shape: Sequence[int], chunks: Sequence[int]) -> Indexer:
+    if is_basic_selection(selection):  # the common case: nothing to convert
+        return BasicIndexer(selection, shape, chunks)
     selection = as_index(selection)
     if is_basic_selection(selection):
         return BasicIndexer(selection, shape, chunks)
