@@ -42,6 +42,7 @@ from zarrflow.parallel.dask_write import WritePlan, plan_write
 __version__ = "0.1.0"
 
 _LAZY = {
+    "batches": "zarrflow.integrations.loader",
     "to_dask_dataframe": "zarrflow.integrations.dataframe",
     "from_dask_dataframe": "zarrflow.integrations.dataframe",
 }
@@ -81,6 +82,7 @@ __all__ = [
     "WritePlan",
     "ZarrflowError",
     "__version__",
+    "batches",
     "consolidate_metadata",
     "create",
     "from_dask_dataframe",
