@@ -195,6 +195,10 @@ def _layout(slots: Sequence[Slot]) -> list[int]:
 class AdvancedIndexer:
     """Project numpy's advanced (mixed array and slice) selection onto chunks.
 
+    Each touched chunk is yielded once, grouped by the chunks of the indexed
+    axes; no projection is complete (a write reads, merges and writes, so
+    repeated points keep numpy's last-write-wins).
+
     Parameters
     ----------
     selection : tuple
