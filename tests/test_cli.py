@@ -159,7 +159,8 @@ def test_copy_shards_or_says_clearly_it_cannot(tmp_path, v2_array) -> None:
     (result,) = run_cli(["copy", src, dst, "--zarr-format", "3", "--shards", "200,200"])
     if result.returncode == 0:  # sharding is available in this build
         b = zf.open_array(dst, mode="r")
-        assert (b.chunks, b.metadata.inner_chunks) == ((200, 200), (100, 100))
+        assert (b.chunks, b.shards) == ((100, 100), (200, 200))  # zarr-python's meaning
+        assert (b.metadata.chunks, b.metadata.inner_chunks) == ((200, 200), (100, 100))
         np.testing.assert_array_equal(b[:], data)
     else:
         assert result.returncode == 1 and "Traceback" not in result.stderr

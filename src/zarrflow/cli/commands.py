@@ -359,8 +359,7 @@ def _describe(node: zf.Array | zf.Group) -> str:
     """One line on a node's layout, for ``copy``'s summary."""
     if isinstance(node, zf.Group):
         return f"group, Zarr v{node.zarr_format}, {len(node)} members"
-    inner = getattr(node.metadata, "inner_chunks", None)
-    layout = f"chunks {inner}, shards {node.chunks}" if inner else f"chunks {node.chunks}"
+    layout = f"chunks {node.chunks}" + (f", shards {node.shards}" if node.shards else "")
     return f"array, Zarr v{node.zarr_format}, {layout}, codecs: {_codec_names(node)}"
 
 

@@ -89,6 +89,26 @@ class Array(Node):
 
     @property
     def chunks(self) -> tuple[int, ...]:
+        """The chunk shape; for a sharded array the *inner* chunk (zarr-python's convention).
+
+        The shard shape is :attr:`shards`. Reads, writes and locks work per
+        stored object: a chunk, or a whole shard (``a.shards or a.chunks``).
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-chunks", shape=(8, 8), chunks=(2, 2), shards=(4, 8))
+        >>> a.chunks, a.shards
+        ((2, 2), (4, 8))
+        """
+        inner = getattr(self._meta, "inner_chunks", None)
+        return tuple(inner if inner is not None else self._meta.chunks)
+
+    @property
+    def shards(self) -> tuple[int, ...] | None:
+        """The shard shape of a sharded (v3) array, None when not sharded."""
+        if getattr(self._meta, "inner_chunks", None) is None:
+            return None
         return tuple(self._meta.chunks)
 
     @property
@@ -121,22 +141,137 @@ class Array(Node):
 
     @property
     def chunk_grid_shape(self) -> tuple[int, ...]:
-        """Number of chunks along each axis."""
+        """Chunks along each axis: inner chunks when sharded (zarr-python's ``cdata_shape``).
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-grid", shape=(10, 10), chunks=(2, 2), shards=(4, 4))
+        >>> a.chunk_grid_shape, a.shard_grid_shape, a.nchunks, a.nshards
+        ((5, 5), (3, 3), 25, 9)
+        """
         return tuple(math.ceil(s / c) for s, c in zip(self.shape, self.chunks, strict=True))
 
     @property
+    def shard_grid_shape(self) -> tuple[int, ...]:
+        """Number of stored objects along each axis: shards, or chunks when not sharded."""
+        outer = self.shards or self.chunks
+        return tuple(math.ceil(s / c) for s, c in zip(self.shape, outer, strict=True))
+
+    @property
     def nchunks(self) -> int:
+        """The number of chunks (inner chunks when sharded; see :attr:`nshards`)."""
         return math.prod(self.chunk_grid_shape)
 
     @property
+    def nshards(self) -> int:
+        """The number of shards (the number of chunks when not sharded)."""
+        return math.prod(self.shard_grid_shape)
+
+    @property
     def nchunks_initialized(self) -> int:
-        """How many chunks are stored (the rest read as the fill value)."""
+        """How many chunks are stored (the rest read as the fill value); one listing.
+
+        For a sharded array this counts the inner chunks that lie inside the
+        stored shards and inside the array, as zarr-python does (stored shards
+        × inner chunks per shard, clipped at the array's edge) without reading
+        any shard index: an inner chunk left out of a stored shard because it
+        held only the fill value is still counted. :attr:`nshards_initialized`
+        counts the stored shards.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-ninit", shape=(10,), chunks=(2,), shards=(4,))
+        >>> a[:5] = 1
+        >>> a.nshards_initialized, a.nchunks_initialized
+        (2, 4)
+        """
+        if self.shards is None:
+            return sum(1 for _ in self.stored_chunk_keys())
+        prefix_len, grid = len(self._io.prefix), self.chunk_grid_shape
+        per = [s // c for s, c in zip(self.shards, self.chunks, strict=True)]
+        total = 0
+        for key in self.stored_chunk_keys():
+            shard = self._meta.parse_chunk_key(key[prefix_len:])
+            total += math.prod(min(n, g - i * n) for i, n, g in zip(shard, per, grid, strict=True))
+        return total
+
+    @property
+    def nshards_initialized(self) -> int:
+        """How many shards (chunks, when not sharded) are stored: one listing."""
         return sum(1 for _ in self.stored_chunk_keys())
 
+    @property
+    def compressors(self) -> tuple[Any, ...]:
+        """The bytes-to-bytes codecs, in order (zarr-python's ``compressors``).
+
+        v2: the numcodecs compressor, in a tuple (empty when uncompressed). v3:
+        the codec configurations (``{"name": ..., "configuration": {...}}``)
+        after the serializer; for a sharded array those inside the shard.
+        These are what :func:`zarrflow.create` and xarray's ``to_zarr`` accept.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-compressors", shape=(4,), dtype="i4")
+        >>> [c["name"] for c in a.compressors], a.filters, a.serializer["name"]
+        (['zstd'], (), 'bytes')
+        """
+        from zarrflow.hierarchy.codec_views import compressors
+
+        return compressors(self._meta)
+
+    @property
+    def filters(self) -> tuple[Any, ...]:
+        """The array-to-array codecs: numcodecs filters (v2) or v3 codec configurations."""
+        from zarrflow.hierarchy.codec_views import filters
+
+        return filters(self._meta)
+
+    @property
+    def serializer(self) -> dict[str, Any] | None:
+        """The v3 array-to-bytes codec configuration (the inner one when sharded); None for v2."""
+        from zarrflow.hierarchy.codec_views import serializer
+
+        return serializer(self._meta)
+
+    def nbytes_stored(self) -> int:
+        """The bytes stored under the array's prefix: chunks, shards and metadata documents.
+
+        A method, as in zarr-python, because it lists the store (and on stores
+        that do not report sizes in their listing, reads each object).
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-nbytes-stored", shape=(4,), dtype="i4")
+        >>> a.nbytes_stored() == len(a.store.get("zarr.json"))
+        True
+        """
+        from zarrflow.hierarchy.codec_views import stored_bytes
+
+        return stored_bytes(self._store, self._io.prefix)
+
+    def info_complete(self):
+        """:attr:`info` plus what needs the store: stored chunks and bytes (one listing).
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-info-complete", shape=(4, 4), chunks=(2, 2), dtype="f4")
+        >>> a[:] = 1
+        >>> a.info_complete()["Chunks stored"]
+        '4 / 4'
+        """
+        from zarrflow.hierarchy.info import array_info
+
+        return array_info(self, complete=True)
+
     def stored_chunk_keys(self):
-        """The keys of the stored chunks (one listing of the array's prefix)."""
+        """The keys of the stored chunks, or shards when sharded (one listing of the prefix)."""
         prefix = self._io.prefix
-        grid = self.chunk_grid_shape
+        grid = self.shard_grid_shape
         for key in self._store.list_prefix(prefix):
             coords = self._meta.parse_chunk_key(key[len(prefix) :])
             if coords is not None and all(0 <= c < g for c, g in zip(coords, grid, strict=True)):
@@ -160,7 +295,7 @@ class Array(Node):
 
     # selection ---------------------------------------------------------------
     def _indexer(self, selection: Any, kind: str):
-        shape, chunks = self.shape, self.chunks
+        shape, chunks = self.shape, self.shards or self.chunks  # the stored objects' grid
         if kind == "vindex":
             kind = "mask" if is_mask_selection(selection, shape) else "coordinate"
         try:
@@ -272,20 +407,63 @@ class Array(Node):
 
     # chunks -------------------------------------------------------------------
     def chunk_key(self, chunk_index: Sequence[int]) -> str:
-        """The store key of a chunk."""
-        return self._io.key(tuple(chunk_index))
+        """The store key of a chunk; of the shard holding it, when sharded.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-chunk-key", shape=(8,), chunks=(2,), shards=(4,))
+        >>> a.chunk_key((3,))
+        'c/1'
+        """
+        return self._io.key(self._shard_index(chunk_index))
+
+    def _shard_index(self, chunk_index: Sequence[int]) -> tuple[int, ...]:
+        if self.shards is None:
+            return tuple(chunk_index)
+        per = (s // c for s, c in zip(self.shards, self.chunks, strict=True))
+        return tuple(i // n for i, n in zip(chunk_index, per, strict=True))
 
     def read_chunk(self, chunk_index: Sequence[int]) -> np.ndarray:
-        """The decoded chunk at ``chunk_index`` (full chunk shape, fill where missing)."""
+        """The decoded chunk at ``chunk_index`` (full chunk shape, fill where missing).
+
+        For a sharded array ``chunk_index`` indexes the inner chunk grid
+        (:attr:`chunk_grid_shape`), as :meth:`chunk_stream` yields it.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-read-chunk", shape=(5,), chunks=(2,), shards=(4,),
+        ...               dtype="i1", fill_value=9)
+        >>> a[:] = 1
+        >>> a.read_chunk((2,)).tolist()
+        [1, 9]
+        """
         self._check_chunk_index(chunk_index)
+        if self.shards is not None:
+            return self._read_inner_chunk(tuple(chunk_index))
         return self._io.read_chunk(tuple(chunk_index))
 
+    def _read_inner_chunk(self, chunk_index: tuple[int, ...]) -> np.ndarray:
+        out = np.full(self.chunks, self.fill_value, dtype=self.dtype)
+        part = self[self.chunk_slices(chunk_index)]
+        out[tuple(slice(0, n) for n in part.shape)] = part
+        return out
+
     def write_chunk(self, chunk_index: Sequence[int], chunk: Any) -> None:
-        """Replace a whole chunk with ``chunk`` (of the chunk shape)."""
+        """Replace a whole chunk with ``chunk`` (of the chunk shape).
+
+        For a sharded array this is an inner chunk: its shard is rewritten
+        with the read-modify-write of any partial write.
+        """
         self._check_chunk_index(chunk_index)
         if self.read_only:
             raise ReadOnlyError(f"array {self.name!r} is read-only: cannot write")
         arr = self._prepare_value(chunk, self.chunks)
+        if self.shards is not None:
+            region = self.chunk_slices(chunk_index)
+            self[region] = arr[tuple(slice(0, r.stop - r.start) for r in region)]
+            return
         self._io.write_chunk(tuple(chunk_index), np.ascontiguousarray(arr))
 
     def _check_chunk_index(self, chunk_index: Sequence[int]) -> None:
@@ -297,7 +475,7 @@ class Array(Node):
             )
 
     def chunk_slices(self, chunk_index: Sequence[int]) -> tuple[slice, ...]:
-        """The region of the array a chunk covers (clipped at the array's edge)."""
+        """The region a chunk (an inner chunk, when sharded) covers, clipped at the edge."""
         return tuple(
             slice(i * c, min((i + 1) * c, s))
             for i, c, s in zip(chunk_index, self.chunks, self.shape, strict=True)
@@ -344,7 +522,10 @@ class Array(Node):
             data, so one pass reports every chunk that could not be read.
 
         Chunks at the array's edge arrive trimmed to the array's shape.
-        Breaking out of the loop cancels the reads not yet started.
+        Breaking out of the loop cancels the reads not yet started. A sharded
+        array streams its *inner* chunks (``chunk_index`` in
+        :attr:`chunk_grid_shape`, the grid of :attr:`chunks`), shard by shard,
+        each shard's index read once.
 
         Examples
         --------
@@ -378,6 +559,8 @@ class Array(Node):
         whose ``fn`` or read raised; ``on_error="return"`` yields a
         :class:`~zarrflow.ChunkFailure` in place of the result instead of raising.
         ``max_concurrency`` defaults to the number of cores (or cluster threads).
+        A sharded array is mapped per *inner* chunk (:attr:`chunks`), as
+        :meth:`chunk_stream` streams it.
 
         Examples
         --------
@@ -424,7 +607,12 @@ class Array(Node):
 
         Small chunks are grouped so one task reads about
         ``zarrflow.task_target_bytes`` (4 MiB); ``chunks_per_task`` (a count, or
-        a count per axis) sets the grouping explicitly.
+        a count per axis) sets the grouping explicitly. A sharded array's
+        blocks are whole shards (:attr:`shards`, grouped when small; one request
+        each), or inner chunks tiling a shard when a shard exceeds
+        ``zarrflow.shard_task_bytes``; there ``chunks_per_task`` counts inner
+        chunks. For the stored chunks as blocks (what xarray's ``chunks={}``
+        gives), use ``chunks_per_task=1``.
 
         Examples
         --------
@@ -467,7 +655,8 @@ class Array(Node):
     def __repr__(self) -> str:
         return (
             f"<zarrflow.Array {self.name!r} shape={self.shape} chunks={self.chunks} "
-            f"dtype={self.dtype} zarr_format={self.zarr_format}>"
+            + (f"shards={self.shards} " if self.shards else "")
+            + f"dtype={self.dtype} zarr_format={self.zarr_format}>"
         )
 
     @property

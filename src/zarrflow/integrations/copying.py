@@ -74,10 +74,9 @@ def _codec_settings(src: Array, fmt: int, compressor: Any) -> dict[str, Any]:
 def _array_settings(src: Array, **changes: Any) -> dict[str, Any]:
     """The ``create`` keywords for a copy of ``src`` with ``changes`` applied."""
     fmt = changes.get("zarr_format") or src.zarr_format
-    inner = getattr(src.metadata, "inner_chunks", None)
     shards = changes.get("shards")
-    if shards is None and inner is not None and not changes.get("chunks") and fmt == 3:
-        shards = src.chunks  # keep the source's sharding
+    if shards is None and src.shards is not None and not changes.get("chunks") and fmt == 3:
+        shards = src.shards  # keep the source's sharding
     if shards is not None and fmt != 3:
         raise MetadataError(
             f"array {src.name!r}: shards need Zarr format 3 (the copy would be format {fmt})"
@@ -87,7 +86,7 @@ def _array_settings(src: Array, **changes: Any) -> dict[str, Any]:
         "dtype": src.dtype,
         "fill_value": src.fill_value if src.fill_value is not None or fmt == 2 else 0,
         "zarr_format": fmt,
-        "chunks": changes.get("chunks") or inner or src.chunks,
+        "chunks": changes.get("chunks") or src.chunks,
         "attributes": dict(src.attrs),
         **_codec_settings(src, fmt, changes.get("compressor")),
     }
