@@ -116,3 +116,83 @@ def test_codec_views_match_zarr_python(tmp_path, fmt):
     assert info["Bytes stored (with metadata)"] == z.nbytes_stored()
     assert info["Chunks initialized"] == f"{a.nchunks_initialized} / {a.nchunks}"
     assert "shards=(10,)" in repr(a) if fmt == 3 else "shards" not in repr(a)
+
+
+# -- zarr-python's creation functions and chunk rules ------------------------------------------
+@pytest.mark.parametrize(
+    ("shape", "dtype", "shards"),
+    [
+        ((10_000, 10_000), "f8", None),
+        ((1000, 1000), "i2", None),
+        ((37, 29, 5), "u1", None),
+        ((123_456_789,), "f4", None),
+        ((4096, 4096), "f8", (2048, 2048)),
+    ],
+)
+def test_auto_chunks_follow_zarr_pythons_rule(shape, dtype, shards):
+    z = zarr.create_array({}, shape=shape, chunks="auto", shards=shards, dtype=dtype)
+    a = zf.create(zf.storage.MemoryStore(), shape=shape, chunks="auto", shards=shards, dtype=dtype)
+    assert a.chunks == z.chunks
+    assert a.shards == z.shards
+
+
+def test_minus_one_is_the_whole_axis_as_in_zarr_python():
+    z = zarr.create(shape=(7, 100, 3), chunks=(-1, 10, -1), dtype="i1")  # zarr.create takes -1
+    a = zf.create("memory://conv-minus-one", shape=(7, 100, 3), chunks=(-1, 10, -1), dtype="i1")
+    assert a.chunks == z.chunks == (7, 10, 3)
+    b = zf.create(zf.storage.MemoryStore(), shape=(10, 10), chunks=(3, 4), shards=(-1, 8))
+    assert (b.chunks, b.shards) == ((3, 4), (12, 8))  # whole axis, in whole chunks
+    with pytest.raises(zf.MetadataError, match="positive int"):
+        zf.create(zf.storage.MemoryStore(), shape=(4,), chunks=(0,))
+    with pytest.raises(zf.MetadataError, match="'auto'"):
+        zf.create(zf.storage.MemoryStore(), shape=(4,), chunks="big")
+
+
+def test_zeros_ones_full_empty_array_as_zarr_python(tmp_path):
+    for name, args in [("zeros", ()), ("ones", ()), ("full", (5,)), ("empty", ())]:
+        path = str(tmp_path / name)
+        a = getattr(zf, name)((6, 4), *args, store=path, chunks=(3, 2), dtype="i4")
+        z = getattr(zarr, name)((6, 4), *args, chunks=(3, 2), dtype="i4")
+        np.testing.assert_array_equal(a[:], z[:])
+        assert a.nchunks_initialized == 0  # the fill value, nothing written
+        np.testing.assert_array_equal(zarr.open_array(path, mode="r")[:], z[:])
+    data = np.arange(24, dtype="i8").reshape(4, 6)
+    a = zf.array(data, store=str(tmp_path / "arr"), chunks=(2, -1))
+    assert (a.shape, a.dtype, a.chunks) == ((4, 6), np.dtype("i8"), (2, 6))
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "arr"), mode="r")[:], data)
+    assert isinstance(zf.zeros(3).store, zf.storage.MemoryStore)
+
+
+def test_create_and_create_array_take_data(tmp_path):
+    import dask.array as da
+
+    data = np.linspace(0, 1, 50).reshape(5, 10)
+    a = zf.create(str(tmp_path / "a"), data=data, chunks=(2, 5))
+    assert (a.shape, a.dtype) == (data.shape, data.dtype)
+    np.testing.assert_array_equal(a[:], data)
+    g = zf.open_group(str(tmp_path / "g"), mode="w")
+    x = g.create_array("x", data=da.from_array(data, chunks=(5, 5)), chunks=(5, 5))
+    np.testing.assert_array_equal(x[:], data)
+    y = g.create_array("y", data=[1, 2, 3], dtype="i2")
+    assert y[:].tolist() == [1, 2, 3] and y.dtype == np.dtype("i2")
+    with pytest.raises(zf.MetadataError, match="does not match"):
+        g.create_array("z", data=data, shape=(3, 3))
+    with pytest.raises(zf.ValueShapeError, match="losing information"):
+        g.create_array("w", data=data, dtype="i2")
+    assert "z" not in g and "w" not in g  # bad input: nothing created
+    with pytest.raises(zf.MetadataError, match="shape="):
+        zf.create(str(tmp_path / "none"))
+
+
+def test_open_consolidated(tmp_path):
+    for fmt in (2, 3):
+        path = str(tmp_path / f"g{fmt}")
+        g = zarr.open_group(path, mode="w", zarr_format=fmt)
+        g.create_array("x", shape=(2,), dtype="i1")
+        with pytest.raises(zf.MetadataError, match="no consolidated metadata"):
+            zf.open_consolidated(path)
+        zarr.consolidate_metadata(path)
+        root = zf.open_consolidated(path)
+        assert list(root) == ["x"] and root.zarr_format == fmt
+    with pytest.raises(zf.GroupNotFoundError):
+        zf.open_consolidated(str(tmp_path / "missing"))
