@@ -46,7 +46,8 @@ __all__ = [
 ]
 
 Mode = Literal["r", "r+", "a", "w", "w-", "x"]
-StoreLike = str | os.PathLike | Store
+#: a URL or path, a Store, an fsspec FSMap, (filesystem, path), or a zarr-python store
+StoreLike = str | os.PathLike | Store | Any
 _MODES = ("r", "r+", "a", "w", "w-", "x")
 
 
@@ -56,9 +57,10 @@ def _store(store: StoreLike, mode: str, storage_options: Mapping[str, Any] | Non
     if mode == "w" and isinstance(store, str | os.PathLike) and os.fspath(store).endswith(".zip"):
         # a zip archive cannot replace members in place: mode "w" starts a new one
         return ZipStore(os.fspath(store).removeprefix("zip://"), mode="w")
-    if isinstance(store, Store) and mode == "r" and not store.read_only:
-        return ReadOnlyStore(store)  # mode "r" holds for store objects too
-    return store_from_url(store, storage_options=storage_options, read_only=mode == "r")
+    st = store_from_url(store, storage_options=storage_options, read_only=mode == "r")
+    if mode == "r" and not st.read_only:
+        return ReadOnlyStore(st)  # mode "r" holds for store objects too
+    return st
 
 
 def create(
