@@ -295,3 +295,16 @@ def test_copy_keeps_codecs_across_formats(tmp_path) -> None:
     assert meta["fill_value"] == 7
     for copy in (v3, back):
         np.testing.assert_array_equal(copy[:], data)
+
+
+def test_cli_says_chunks_are_inner_and_counts_shards(tmp_path) -> None:
+    path = str(tmp_path / "sharded.zarr")
+    a = zf.create(path, shape=(40, 30), chunks=(5, 5), shards=(20, 15), dtype="f4")
+    a[:] = 1.0
+    info, stats = run_cli(["info", path], ["stats", path, "--quiet"])
+    assert info.returncode == 0 and stats.returncode == 0, (info.stderr, stats.stderr)
+    assert re.search(r"^Shards +: \(20, 15\)$", info.stdout, re.M), info.stdout
+    assert re.search(r"^Inner chunks +: \(5, 5\)$", info.stdout, re.M), info.stdout
+    assert re.search(r"^Shards stored +: 4 / 4$", info.stdout, re.M), info.stdout
+    assert "48 chunks (inner; 4 shards)" in stats.stdout, stats.stdout
+    assert re.search(r"count: 1200$", stats.stdout, re.M), stats.stdout

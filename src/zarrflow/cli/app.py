@@ -94,8 +94,12 @@ def _add_copy(sub: argparse._SubParsersAction) -> None:
     copy.add_argument("src")
     copy.add_argument("dst")
     copy.add_argument("--zarr-format", type=int, choices=(2, 3), default=None)
-    copy.add_argument("--chunks", default=None, help="new chunk shape, e.g. 256,256")
-    copy.add_argument("--shards", default=None, help="shard shape, e.g. 2048,2048 (Zarr v3)")
+    copy.add_argument(
+        "--chunks", default=None, help="new chunk shape (inner chunk with --shards), e.g. 256,256"
+    )
+    copy.add_argument(
+        "--shards", default=None, help="shard shape, e.g. 2048,2048 (Zarr v3; --chunks inside)"
+    )
     copy.add_argument("--compressor", default=None, help="e.g. zstd, blosc, gzip, lz4, none")
     copy.add_argument("--scheduler", default=None, metavar="ADDRESS")
     copy.add_argument("--overwrite", action="store_true", help="replace what is at DST")

@@ -420,7 +420,8 @@ def stats(args: argparse.Namespace) -> int:
         with _progress("stats", args.quiet) as bar:
             result = array_statistics(a, scheduler=client, progress_callback=bar)
         elapsed = time.perf_counter() - t0
-    _say(f"{a.name}: shape {a.shape}, {a.dtype}, {a.nchunks} chunks ({elapsed:.2f} s)")
+    layout = f"{a.nchunks} chunks" + (f" (inner; {a.nshards} shards)" if a.shards else "")
+    _say(f"{a.name}: shape {a.shape}, {a.dtype}, {layout} ({elapsed:.2f} s)")
     for key in ("count", "min", "max", "mean", "std", "nan_count"):
         _say(f"{key:>9}: {_fmt(result[key])}")
     return 0
