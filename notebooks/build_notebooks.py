@@ -1955,15 +1955,16 @@ def sharding() -> list:
 
                 for name, arr in [("one object per chunk", plain), ("512x512 shards", sharded)]:
                     count, size = files(f"{workdir}/{'plain' if arr is plain else 'sharded'}.zarr")
-                    print(f"{name:22s} {count:4d} files, {size / 2**20:5.2f} MiB  ({arr.chunks=})")
+                    print(f"{name:22s} {count:4d} files, {size / 2**20:5.2f} MiB  "
+                          f"({arr.chunks=}, {arr.shards=})")
                 print()
                 print(sharded.info)
             """
         ),
         md(
             """
-            In a sharded array, `a.chunks` is the **shard** shape (the regular grid of
-            stored objects) and `a.metadata.inner_chunks` is the inner chunk shape.
+            In a sharded array, `a.chunks` is the **inner** chunk shape and `a.shards`
+            the shard shape (the regular grid of stored objects), as in zarr-python.
             Each shard object holds its encoded inner chunks back to back plus an
             *index* — an `(offset, length)` pair per inner chunk — at its end (or
             start). Missing inner chunks take no space; a shard with no data is not
@@ -2071,7 +2072,7 @@ def sharding() -> list:
                 counting.reset()
                 first = [idx for idx, _ in view.chunk_stream(parallel=4)][:6]  # reads them all
                 print("first inner chunk indices streamed:", first)
-                n_inner = int(np.prod([s // c for s, c in zip(view.shape, view.metadata.inner_chunks)]))
+                n_inner = view.nchunks  # inner chunks: nchunks counts them, nshards the shards
                 print(f"requests to stream all {n_inner} inner chunks:",
                       counting.counts["get"] + counting.counts["get_range"])
             """

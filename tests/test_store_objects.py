@@ -88,3 +88,23 @@ def test_icechunk_session_store_reads_and_writes(tmp_path):
     np.testing.assert_array_equal(zf.open_array(latest.store, path="t", mode="r")[4:], 2.0)
     old = zf.open_array(repo.readonly_session(snapshot_id=snapshot).store, path="t", mode="r")
     assert np.isnan(old[4:]).all()
+
+
+def test_xarray_engine_reads_an_icechunk_session(tmp_path):
+    import warnings
+
+    import icechunk  # in the test extra
+    import xarray as xr
+
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path / "repo")))
+    session = repo.writable_session("main")
+    ds = xr.Dataset({"v": (("x",), np.arange(5.0), {"units": "m"})}, coords={"x": [1, 2, 3, 4, 5]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.to_zarr(session.store, consolidated=False, mode="w")
+    session.commit("dataset")
+    store = repo.readonly_session("main").store
+    ours = xr.open_dataset(store, engine="zarrflow", consolidated=False, chunks={})
+    theirs = xr.open_dataset(store, engine="zarr", consolidated=False, chunks={})
+    assert ours["v"].chunks == theirs["v"].chunks
+    xr.testing.assert_identical(ours.compute(), theirs.compute())
