@@ -14,7 +14,7 @@ asks BokehJS, in the page, which task names its plots hold, polling a
 bounded number of times until all three prefixes are there, and saves a
 screenshot to ``docs/images/dashboard.png`` (shown in the README). It then
 loads the worker's info page and reads the running ``zarrflow-map`` tasks
-from the rendered text. Without Chromium the test fails (CI installs it).
+from the rendered text. Without Chromium the test fails (scripts/test.sh installs it).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def _chromium() -> str:
             return path
     pytest.fail(
         "headless Chromium is not installed, and the dashboard test needs a real browser: "
-        "`apt-get install -y chromium` (.ci/run does this)",
+        "`apt-get install -y chromium` (scripts/test.sh, the README's test command, does this)",
         pytrace=False,
     )
 

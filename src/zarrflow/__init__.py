@@ -55,6 +55,7 @@ from zarrflow.parallel.dask_write import WritePlan, plan_write
 __version__ = "0.1.0"
 
 _LAZY = {
+    "batches": "zarrflow.integrations.loader",
     "to_dask_dataframe": "zarrflow.integrations.dataframe",
     "from_dask_dataframe": "zarrflow.integrations.dataframe",
 }
@@ -95,6 +96,7 @@ __all__ = [
     "ZarrflowError",
     "__version__",
     "array",
+    "batches",
     "consolidate_metadata",
     "create",
     "empty",
