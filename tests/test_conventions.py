@@ -196,3 +196,11 @@ def test_open_consolidated(tmp_path):
         assert list(root) == ["x"] and root.zarr_format == fmt
     with pytest.raises(zf.GroupNotFoundError):
         zf.open_consolidated(str(tmp_path / "missing"))
+
+
+def test_chunks_and_shards_need_one_size_per_axis():
+    for bad in ((2,), (2, 2, 2)):
+        with pytest.raises(zf.MetadataError, match="2 positive sizes"):
+            zf.create(zf.storage.MemoryStore(), shape=(4, 4), chunks=bad)
+    a = zf.create(zf.storage.MemoryStore(), shape=(4, 6), chunks=((2, 2), (3, 3)), dtype="u1")
+    assert a.chunks == (2, 3)  # dask-style block sizes: the first of each axis

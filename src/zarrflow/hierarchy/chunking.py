@@ -9,8 +9,9 @@
                           sharded, capped at 1 MiB per inner chunk as zarr-python does
 ``False``                 one chunk: the whole array
 an int                    that size on every axis (``-1``: the whole axis)
-a sequence                per axis; ``-1`` or ``None`` is the whole axis, missing
-                          trailing axes are whole, dask-style block sizes
+a sequence                one per axis (as zarr-python's ``create_array``, a
+                          wrong count is refused); ``-1`` or ``None`` is the
+                          whole axis; dask-style block sizes
                           ``((10, 10, 5), ...)`` take their first size
 ========================  ==============================================================
 
@@ -100,11 +101,13 @@ def _per_axis(value: Any, shape: tuple[int, ...], what: str) -> list[Any]:
         items = list(value)
     except TypeError:
         raise MetadataError(f"{what} must be an int or a sequence of ints, not {value!r}") from None
-    if len(items) > len(shape):
-        raise MetadataError(f"{what} {value!r} has more axes than the shape {shape}")
+    if len(items) != len(shape):
+        raise MetadataError(
+            f"{what} {value!r} must have {len(shape)} positive sizes, one per axis of "
+            f"the shape {shape}"
+        )
     # dask-style block sizes per axis: the first block is the chunk
-    items = [i[0] if isinstance(i, tuple | list) and i else i for i in items]
-    return items + [None] * (len(shape) - len(items))
+    return [i[0] if isinstance(i, tuple | list) and i else i for i in items]
 
 
 def normalize_chunks(
@@ -143,7 +146,7 @@ def normalize_chunks(
     --------
     >>> normalize_chunks(None, (100, 100), 8)
     (100, 100)
-    >>> normalize_chunks(-1, (3, 4), 1), normalize_chunks([2], (3, 4), 1)
+    >>> normalize_chunks(-1, (3, 4), 1), normalize_chunks([2, None], (3, 4), 1)
     ((3, 4), (2, 4))
     """
     shape = tuple(int(s) for s in shape)
