@@ -18,12 +18,13 @@ Examples
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from zarrflow.codecs import lookup_codec
 from zarrflow.errors import ZarrflowError
-from zarrflow.storage import Store
+from zarrflow.storage import LocalStore, Store
 
 __all__ = ["compressors", "filters", "serializer", "stored_bytes"]
 
@@ -114,7 +115,10 @@ def serializer(meta) -> dict[str, Any] | None:
 
 
 def stored_bytes(store: Store, prefix: str, batch: int = 256) -> int:
-    """The total size of the objects under ``prefix`` (one listing; reads each object).
+    """The total size of the objects under ``prefix``, metadata documents included.
+
+    One listing, then the file sizes on a local store, or each object read
+    elsewhere (zarrflow's stores report no sizes).
 
     Examples
     --------
@@ -125,7 +129,16 @@ def stored_bytes(store: Store, prefix: str, batch: int = 256) -> int:
     6
     """
     keys = list(store.list_prefix(prefix))
+    if isinstance(store, LocalStore):
+        return sum(_file_size(os.path.join(store.root, *k.split("/"))) for k in keys)
     total = 0
     for i in range(0, len(keys), batch):
         total += sum(len(v) for v in store.get_many(keys[i : i + batch]) if v is not None)
     return total
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:  # deleted since the listing
+        return 0
