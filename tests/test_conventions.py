@@ -204,3 +204,10 @@ def test_chunks_and_shards_need_one_size_per_axis():
             zf.create(zf.storage.MemoryStore(), shape=(4, 4), chunks=bad)
     a = zf.create(zf.storage.MemoryStore(), shape=(4, 6), chunks=((2, 2), (3, 3)), dtype="u1")
     assert a.chunks == (2, 3)  # dask-style block sizes: the first of each axis
+
+
+def test_open_and_open_array_create_from_data(tmp_path):
+    a = zf.open(str(tmp_path / "o"), mode="w", data=np.arange(4), chunks=2)
+    b = zf.open_array(str(tmp_path / "oa"), mode="a", data=np.ones((2, 2), "u1"))
+    assert isinstance(a, zf.Array) and a[:].tolist() == [0, 1, 2, 3]
+    assert b.dtype == np.dtype("u1") and int(b[:].sum()) == 4

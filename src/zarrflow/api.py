@@ -352,7 +352,7 @@ def open(
 ) -> Array | Group:
     """Open an array or group; with mode ``"a"``/``"w"`` create it when missing.
 
-    A missing node is created as an array when ``shape`` is given, else as a
+    A missing node is created as an array when ``shape`` or ``data`` is given, else as a
     group. Modes: ``r`` read-only, ``r+`` read/write (must exist), ``a``
     read/write (create if missing), ``w`` create (replace), ``w-``/``x`` create
     (fail if it exists).
@@ -372,7 +372,7 @@ def open(
     if mode in ("r", "r+"):
         raise NodeNotFoundError(f"no array or group at {_where(st, p)!r} (mode {mode!r})")
     fmt = zarr_format if zarr_format is not None else 3
-    if "shape" in kwargs:
+    if "shape" in kwargs or "data" in kwargs:
         return create_array(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
     return create_group(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
 
@@ -438,7 +438,7 @@ def open_array(
             raise ContainsGroupError(f"{_where(st, p)!r} is a group, not an array")
         if node is not None:
             return node
-    if mode in ("r", "r+") or "shape" not in kwargs:
+    if mode in ("r", "r+") or ("shape" not in kwargs and "data" not in kwargs):
         hint = "" if mode in ("r", "r+") else "; pass shape= (and dtype=, chunks=) to create it"
         raise ArrayNotFoundError(f"no array at {_where(st, p)!r} (mode {mode!r}){hint}")
     fmt = zarr_format if zarr_format is not None else 3
