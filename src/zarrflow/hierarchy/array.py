@@ -10,6 +10,7 @@ import numpy as np
 
 from zarrflow.chunks.regular import ChunkIO
 from zarrflow.errors import ReadOnlyError, SelectionError, ValueShapeError
+from zarrflow.hierarchy.layout import ArrayLayout
 from zarrflow.hierarchy.node_base import Node
 from zarrflow.indexing import (
     BasicIndexer,
@@ -49,7 +50,7 @@ class _IndexView:
         self._array._set(self._array._indexer(selection, self._kind), value)
 
 
-class Array(Node):
+class Array(Node, ArrayLayout):
     """A Zarr array (v2 or v3) in a store.
 
     Open or create one with :func:`zarrflow.open` or :func:`zarrflow.create`;
@@ -88,30 +89,6 @@ class Array(Node):
         return tuple(self._meta.shape)
 
     @property
-    def chunks(self) -> tuple[int, ...]:
-        """The chunk shape; for a sharded array the *inner* chunk (zarr-python's convention).
-
-        The shard shape is :attr:`shards`. Reads, writes and locks work per
-        stored object: a chunk, or a whole shard (``a.shards or a.chunks``).
-
-        Examples
-        --------
-        >>> import zarrflow as zf
-        >>> a = zf.create("memory://doc-chunks", shape=(8, 8), chunks=(2, 2), shards=(4, 8))
-        >>> a.chunks, a.shards
-        ((2, 2), (4, 8))
-        """
-        inner = getattr(self._meta, "inner_chunks", None)
-        return tuple(inner if inner is not None else self._meta.chunks)
-
-    @property
-    def shards(self) -> tuple[int, ...] | None:
-        """The shard shape of a sharded (v3) array, None when not sharded."""
-        if getattr(self._meta, "inner_chunks", None) is None:
-            return None
-        return tuple(self._meta.chunks)
-
-    @property
     def dtype(self) -> np.dtype:
         return np.dtype(self._meta.dtype)
 
@@ -138,135 +115,6 @@ class Array(Node):
     @property
     def dimension_names(self) -> tuple[str | None, ...] | None:
         return self._meta.dimension_names
-
-    @property
-    def chunk_grid_shape(self) -> tuple[int, ...]:
-        """Chunks along each axis: inner chunks when sharded (zarr-python's ``cdata_shape``).
-
-        Examples
-        --------
-        >>> import zarrflow as zf
-        >>> a = zf.create("memory://doc-grid", shape=(10, 10), chunks=(2, 2), shards=(4, 4))
-        >>> a.chunk_grid_shape, a.shard_grid_shape, a.nchunks, a.nshards
-        ((5, 5), (3, 3), 25, 9)
-        """
-        return tuple(math.ceil(s / c) for s, c in zip(self.shape, self.chunks, strict=True))
-
-    @property
-    def shard_grid_shape(self) -> tuple[int, ...]:
-        """Number of stored objects along each axis: shards, or chunks when not sharded."""
-        outer = self.shards or self.chunks
-        return tuple(math.ceil(s / c) for s, c in zip(self.shape, outer, strict=True))
-
-    @property
-    def nchunks(self) -> int:
-        """The number of chunks (inner chunks when sharded; see :attr:`nshards`)."""
-        return math.prod(self.chunk_grid_shape)
-
-    @property
-    def nshards(self) -> int:
-        """The number of shards (the number of chunks when not sharded)."""
-        return math.prod(self.shard_grid_shape)
-
-    @property
-    def nchunks_initialized(self) -> int:
-        """How many chunks are stored (the rest read as the fill value); one listing.
-
-        For a sharded array this counts the inner chunks that lie inside the
-        stored shards and inside the array, as zarr-python does (stored shards
-        × inner chunks per shard, clipped at the array's edge) without reading
-        any shard index: an inner chunk left out of a stored shard because it
-        held only the fill value is still counted. :attr:`nshards_initialized`
-        counts the stored shards.
-
-        Examples
-        --------
-        >>> import zarrflow as zf
-        >>> a = zf.create("memory://doc-ninit", shape=(10,), chunks=(2,), shards=(4,))
-        >>> a[:5] = 1
-        >>> a.nshards_initialized, a.nchunks_initialized
-        (2, 4)
-        """
-        if self.shards is None:
-            return sum(1 for _ in self.stored_chunk_keys())
-        prefix_len, grid = len(self._io.prefix), self.chunk_grid_shape
-        per = [s // c for s, c in zip(self.shards, self.chunks, strict=True)]
-        total = 0
-        for key in self.stored_chunk_keys():
-            shard = self._meta.parse_chunk_key(key[prefix_len:])
-            total += math.prod(min(n, g - i * n) for i, n, g in zip(shard, per, grid, strict=True))
-        return total
-
-    @property
-    def nshards_initialized(self) -> int:
-        """How many shards (chunks, when not sharded) are stored: one listing."""
-        return sum(1 for _ in self.stored_chunk_keys())
-
-    @property
-    def compressors(self) -> tuple[Any, ...]:
-        """The bytes-to-bytes codecs, in order (zarr-python's ``compressors``).
-
-        v2: the numcodecs compressor, in a tuple (empty when uncompressed). v3:
-        the codec configurations (``{"name": ..., "configuration": {...}}``)
-        after the serializer; for a sharded array those inside the shard.
-        These are what :func:`zarrflow.create` and xarray's ``to_zarr`` accept.
-
-        Examples
-        --------
-        >>> import zarrflow as zf
-        >>> a = zf.create("memory://doc-compressors", shape=(4,), dtype="i4")
-        >>> [c["name"] for c in a.compressors], a.filters, a.serializer["name"]
-        (['zstd'], (), 'bytes')
-        """
-        from zarrflow.hierarchy.codec_views import compressors
-
-        return compressors(self._meta)
-
-    @property
-    def filters(self) -> tuple[Any, ...]:
-        """The array-to-array codecs: numcodecs filters (v2) or v3 codec configurations."""
-        from zarrflow.hierarchy.codec_views import filters
-
-        return filters(self._meta)
-
-    @property
-    def serializer(self) -> dict[str, Any] | None:
-        """The v3 array-to-bytes codec configuration (the inner one when sharded); None for v2."""
-        from zarrflow.hierarchy.codec_views import serializer
-
-        return serializer(self._meta)
-
-    def nbytes_stored(self) -> int:
-        """The bytes stored under the array's prefix: chunks, shards and metadata documents.
-
-        A method, as in zarr-python, because it lists the store (and on stores
-        that do not report sizes in their listing, reads each object).
-
-        Examples
-        --------
-        >>> import zarrflow as zf
-        >>> a = zf.create("memory://doc-nbytes-stored", shape=(4,), dtype="i4")
-        >>> a.nbytes_stored() == len(a.store.get("zarr.json"))
-        True
-        """
-        from zarrflow.hierarchy.codec_views import stored_bytes
-
-        return stored_bytes(self._store, self._io.prefix)
-
-    def info_complete(self):
-        """:attr:`info` plus what needs the store: stored chunks and bytes (one listing).
-
-        Examples
-        --------
-        >>> import zarrflow as zf
-        >>> a = zf.create("memory://doc-info-complete", shape=(4, 4), chunks=(2, 2), dtype="f4")
-        >>> a[:] = 1
-        >>> a.info_complete()["Chunks stored"]
-        '4 / 4'
-        """
-        from zarrflow.hierarchy.info import array_info
-
-        return array_info(self, complete=True)
 
     def stored_chunk_keys(self):
         """The keys of the stored chunks, or shards when sharded (one listing of the prefix)."""
