@@ -91,9 +91,9 @@ print("chunks mixed in the first batch:", len(np.unique(seen[:512] // chunk_rows
 # Plain mini-batch gradient descent. Each epoch is one pass of `zf.batches`;
 # the loss is recorded per batch.
 
+
 # %%
-
-
+# the model: p(y = 1 | x) = sigmoid(x · w + b)
 def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
@@ -126,6 +126,7 @@ print(f"accuracy on the first 20,000 rows: {accuracy:.3f}; cos(w, true w) = {cos
 
 
 # %%
+# one epoch with a model-like step per batch, at a given prefetch and read parallelism
 def epoch_rate(prefetch, parallel):
     """MB/s of one epoch with a model-like step per batch, and the peak memory in MB."""
     tracemalloc.start()

@@ -382,6 +382,23 @@ def test_capabilities_and_url(store: Store) -> None:
     assert store.url in repr(store)
 
 
+def test_generation_capability_and_round_trip(store: Store) -> None:
+    """Memory, local and S3 stores support generations; zip and other fsspec say they do not."""
+    from zarrflow.errors import UnsupportedOperationError
+    from zarrflow.storage import IfAbsent, Versioned
+
+    on_s3 = isinstance(store, FsspecStore) and store.url.startswith("s3://")
+    supported = isinstance(store, MemoryStore | LocalStore) or on_s3
+    assert store.supports_generations is supported
+    if supported:
+        generation = store.set_if("a/c/0", b"v", IfAbsent())
+        assert store.get_versioned("a/c/0") == Versioned(b"v", generation)
+    else:
+        with pytest.raises(UnsupportedOperationError):
+            store.set_if("a/c/0", b"v", IfAbsent())
+        assert store.get("a/c/0") is None
+
+
 # LocalStore -------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "ContainsArrayError",
     "ContainsGroupError",
     "CorruptChunkError",
+    "GenerationConflictError",
     "GroupNotFoundError",
     "KeyPathError",
     "MetadataError",
@@ -26,6 +27,7 @@ __all__ = [
     "TransientStoreError",
     "UnknownCodecError",
     "UnsupportedExtensionError",
+    "UnsupportedOperationError",
     "ValueShapeError",
     "ZarrflowError",
 ]
@@ -61,6 +63,38 @@ class StoreError(ZarrflowError, OSError):
 
 class TransientStoreError(StoreError):
     """A storage operation failed in a way that may succeed if retried."""
+
+
+class UnsupportedOperationError(StoreError):
+    """The store cannot do this at all (a capability it lacks, e.g. generations on a zip)."""
+
+
+class GenerationConflictError(ZarrflowError):
+    """The stored object's generation is not the one a conditional read or write expected.
+
+    Not an ``OSError`` on purpose: retry layers treat it as an answer, never as
+    a transient fault. The caller re-reads and tries again (read-modify-write).
+    ``key`` is the store key, ``expected`` the generation (or ``None`` for "absent")
+    the caller assumed.
+
+    Examples
+    --------
+    >>> err = GenerationConflictError("memory://x", "a/c/0", "3")
+    >>> err.key, err.expected
+    ('a/c/0', '3')
+    """
+
+    def __init__(self, url: str, key: str, expected: str | None, detail: str = "") -> None:
+        self.url, self.key, self.expected, self.detail = url, key, expected, detail
+        wanted = "no object there" if expected is None else f"generation {expected!r}"
+        found = detail or "another version is stored"
+        super().__init__(
+            f"generation conflict on key {key!r} in {url}: expected {wanted}, but {found}; "
+            f"re-read and try again"
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.url, self.key, self.expected, self.detail))
 
 
 class KeyPathError(StoreError, ValueError):

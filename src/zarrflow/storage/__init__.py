@@ -13,10 +13,14 @@ from __future__ import annotations
 
 from zarrflow.storage.base import (
     ByteRequest,
+    Condition,
+    IfAbsent,
+    IfGeneration,
     OffsetByteRequest,
     RangeByteRequest,
     Store,
     SuffixByteRequest,
+    Versioned,
 )
 from zarrflow.storage.failures import is_missing_error, is_transient_error
 from zarrflow.storage.fsspec_store import FsspecStore
@@ -30,7 +34,10 @@ from zarrflow.storage.zip import ZipStore
 
 __all__ = [
     "ByteRequest",
+    "Condition",
     "FsspecStore",
+    "IfAbsent",
+    "IfGeneration",
     "LocalStore",
     "MemoryStore",
     "OffsetByteRequest",
@@ -40,6 +47,7 @@ __all__ = [
     "RetryPolicy",
     "Store",
     "SuffixByteRequest",
+    "Versioned",
     "ZipStore",
     "io_budget",
     "is_missing_error",

@@ -5,6 +5,44 @@ A store knows nothing of Zarr. Keys are ``/``-separated relative paths such as
 ``None`` (never an exception), so callers can tell "not written" from "failed".
 Byte ranges are plain values (:data:`ByteRequest`), and what a store can do is
 said by its capability properties, not discovered by catching exceptions.
+
+Generations and conditional writes
+----------------------------------
+A store whose ``supports_generations`` is True gives every stored object a
+**generation**: an opaque string, equal for two reads exactly when they saw
+the same stored version (a local file's inode/size/mtime, an S3 ETag, a
+counter in memory). Six methods use it; all take and return plain values:
+
+``get_versioned(key) -> Versioned | None``
+    The bytes and the generation they belong to.
+``get_range_versioned(key, request, generation=None) -> Versioned | None``
+    Part of one version; with ``generation``, only of that version (a missing
+    key then is a conflict too, not ``None``).
+``get_ranges_versioned(key, requests, generation=None) -> list[bytes] | None``
+    Several ranges of one object, all from one version (a shard's index and
+    its inner chunks), never a mix.
+``set_if(key, value, condition) -> str``
+    Write only if ``condition`` holds (:class:`IfGeneration` or
+    :class:`IfAbsent`); returns the new generation.
+``delete_if(key, condition)``
+    Delete only if the object still has that generation.
+
+Whenever the stored object is not the expected version, these raise
+:class:`~zarrflow.errors.GenerationConflictError` and change nothing. That
+error is not an ``OSError``: no retry layer retries it, the caller re-reads
+and tries again. Read-modify-write is therefore::
+
+    while True:
+        old = store.get_versioned(key)
+        new = merge(old)
+        try:
+            store.set_if(key, new, IfAbsent() if old is None else IfGeneration(old.generation))
+            break
+        except GenerationConflictError:
+            continue  # someone else wrote in between: merge into what is stored now
+
+A store without generations (zip, plain HTTP) raises
+:class:`~zarrflow.errors.UnsupportedOperationError` from all six.
 """
 
 from __future__ import annotations
@@ -14,15 +52,24 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from zarrflow.errors import ReadOnlyError, StoreError
+from zarrflow.errors import (
+    GenerationConflictError,
+    ReadOnlyError,
+    StoreError,
+    UnsupportedOperationError,
+)
 from zarrflow.storage.keys import validate_key
 
 __all__ = [
     "ByteRequest",
+    "Condition",
+    "IfAbsent",
+    "IfGeneration",
     "OffsetByteRequest",
     "RangeByteRequest",
     "Store",
     "SuffixByteRequest",
+    "Versioned",
 ]
 
 
@@ -49,6 +96,73 @@ class SuffixByteRequest:
 
 
 ByteRequest = RangeByteRequest | OffsetByteRequest | SuffixByteRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """Bytes read from a store, and the generation of the stored object they came from.
+
+    ``generation`` is opaque: two reads saw the same stored version exactly
+    when their generations are equal strings.
+    """
+
+    data: bytes
+    generation: str
+
+
+@dataclass(frozen=True, slots=True)
+class IfGeneration:
+    """Condition: the stored object has ``generation`` (so it exists)."""
+
+    generation: str
+
+
+@dataclass(frozen=True, slots=True)
+class IfAbsent:
+    """Condition: nothing is stored at the key."""
+
+
+Condition = IfGeneration | IfAbsent
+
+
+def check_condition(key: str, condition: object, absent: bool = True) -> None:
+    """Raise :class:`StoreError` unless ``condition`` is an :class:`IfGeneration`
+    (or an :class:`IfAbsent`, when ``absent``).
+
+    Examples
+    --------
+    >>> check_condition("a/c/0", IfGeneration("1"))
+    >>> check_condition("a/c/0", "1")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    StoreError: invalid condition '1' for key 'a/c/0' ...
+    """
+    cls = type(condition)
+    if (cls is IfAbsent and absent) or (
+        cls is IfGeneration and isinstance(condition.generation, str)
+    ):
+        return
+    expected = "IfGeneration(str) or IfAbsent()" if absent else "IfGeneration(str)"
+    raise StoreError(f"invalid condition {condition!r} for key {key!r}: expected {expected}")
+
+
+def check_generation(url: str, key: str, condition: Condition, current: str | None) -> None:
+    """Raise :class:`GenerationConflictError` unless ``current`` satisfies ``condition``.
+
+    ``current`` is the stored generation, None when nothing is stored.
+
+    Examples
+    --------
+    >>> check_generation("memory://x", "k", IfAbsent(), None)
+    >>> check_generation("memory://x", "k", IfGeneration("2"), "3")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    zarrflow.errors.GenerationConflictError: generation conflict on key 'k' in memory://x: ...
+    """
+    if type(condition) is IfAbsent:
+        if current is not None:
+            raise GenerationConflictError(url, key, None, f"generation {current!r} is stored there")
+    elif current != condition.generation:
+        found = "nothing is stored" if current is None else f"generation {current!r} is stored"
+        raise GenerationConflictError(url, key, condition.generation, found)
 
 
 def slice_bytes(value: bytes, request: ByteRequest | None) -> bytes:
@@ -156,6 +270,11 @@ class Store(ABC):
         return False
 
     @property
+    def supports_generations(self) -> bool:
+        """True when the versioned reads and conditional writes (``set_if``...) work here."""
+        return False
+
+    @property
     def retries_requests(self) -> bool:
         """True when the store retries its own transient failures (``zarrflow.retries``).
 
@@ -239,6 +358,116 @@ class Store(ABC):
 
     def exists(self, key: str) -> bool:
         return self.get(key) is not None
+
+    # generations (see the module docstring) -------------------------------------
+    def _unsupported(self, what: str) -> UnsupportedOperationError:
+        return UnsupportedOperationError(
+            f"{what} needs generations, which {type(self).__name__} {self.url!r} does not "
+            f"support (supports_generations is False)"
+        )
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        """The value at ``key`` and its generation, or None if it does not exist.
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> store = MemoryStore()
+        >>> store.set("k", b"v")
+        >>> store.get_versioned("k").data, store.get_versioned("missing")
+        (b'v', None)
+        """
+        raise self._unsupported(f"a versioned read of key {key!r}")
+
+    def get_range_versioned(
+        self, key: str, request: ByteRequest, generation: str | None = None
+    ) -> Versioned | None:
+        """Part of one version of ``key`` (None if missing).
+
+        With ``generation``, only of that version: another one stored, or none,
+        raises :class:`~zarrflow.errors.GenerationConflictError`. The default slices
+        :meth:`get_versioned`; backends override it to read only the range.
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> store = MemoryStore()
+        >>> store.set("k", b"abcdef")
+        >>> part = store.get_range_versioned("k", RangeByteRequest(1, 3))
+        >>> part.data, part.generation == store.get_versioned("k").generation
+        (b'bc', True)
+        """
+        check_byte_request(key, request)
+        whole = self.get_versioned(key)
+        if whole is None:
+            if generation is not None:
+                check_generation(self.url, key, IfGeneration(generation), None)
+            return None
+        if generation is not None:
+            check_generation(self.url, key, IfGeneration(generation), whole.generation)
+        return Versioned(slice_bytes(whole.data, request), whole.generation)
+
+    def get_ranges_versioned(
+        self, key: str, requests: Sequence[ByteRequest], generation: str | None = None
+    ) -> list[bytes] | None:
+        """Several ranges of ``key``, all from one version; None if it does not exist.
+
+        The default reads the first range, then the others pinned to its
+        generation; a change in between raises
+        :class:`~zarrflow.errors.GenerationConflictError` (never a mix).
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> store = MemoryStore()
+        >>> store.set("k", b"abcdef")
+        >>> store.get_ranges_versioned("k", [RangeByteRequest(0, 2), SuffixByteRequest(2)])
+        [b'ab', b'ef']
+        """
+        head = requests[0] if requests else RangeByteRequest(0, 0)
+        first = self.get_range_versioned(key, head, generation)
+        if first is None:
+            return None
+        if not requests:
+            return []
+        out = [first.data]
+        for request in requests[1:]:
+            part = self.get_range_versioned(key, request, first.generation)
+            if part is None:  # deleted in between: a conflict, not "missing"
+                check_generation(self.url, key, IfGeneration(first.generation), None)
+            out.append(part.data)
+        return out
+
+    def set_if(self, key: str, value: bytes, condition: Condition) -> str:
+        """Store ``value`` at ``key`` only if ``condition`` holds; the new generation.
+
+        Raises :class:`~zarrflow.errors.GenerationConflictError` (nothing
+        written) when the stored object is not the one ``condition`` names.
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> store = MemoryStore()
+        >>> generation = store.set_if("k", b"v1", IfAbsent())
+        >>> store.set_if("k", b"v2", IfGeneration(generation)) != generation
+        True
+        """
+        raise self._unsupported(f"a conditional write of key {key!r}")
+
+    def delete_if(self, key: str, condition: IfGeneration) -> None:
+        """Delete ``key`` only if it still has ``condition.generation``.
+
+        A missing key is a conflict (it no longer has that generation).
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> store = MemoryStore()
+        >>> store.delete_if("k", IfGeneration(store.set_if("k", b"v", IfAbsent())))
+        >>> store.exists("k")
+        False
+        """
+        raise self._unsupported(f"a conditional delete of key {key!r}")
 
     def list_dir(self, prefix: str) -> list[str]:
         """Names of the immediate children (keys and "directories") below ``prefix``."""

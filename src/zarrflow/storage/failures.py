@@ -12,6 +12,12 @@ everything it was raised from, and answer three questions:
   SlowDown) and 5xx answers: retrying may succeed;
 * anything else is **permanent** (403, bad credentials, a missing bucket, bad
   requests): it fails at once, with the URL and key in the message.
+
+A **conflict** (:func:`is_conflict_error`: a
+:class:`~zarrflow.errors.GenerationConflictError`, or an HTTP 412
+``PreconditionFailed`` / 409 ``ConditionalRequestConflict`` answer to a
+conditional request) counts as permanent: it is an answer, so no retry loop
+ever repeats it; the caller re-reads and merges again.
 """
 
 from __future__ import annotations
@@ -19,9 +25,19 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterator
 
-from zarrflow.errors import TransientStoreError
+from zarrflow.errors import GenerationConflictError, TransientStoreError
 
-__all__ = ["failure_kind", "hint", "is_missing_error", "is_transient_error"]
+__all__ = [
+    "failure_kind",
+    "hint",
+    "http_status",
+    "is_conflict_error",
+    "is_missing_error",
+    "is_transient_error",
+]
+
+#: answers to a conditional request whose condition did not hold
+_CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
 
 _MISSING_CODES = {"NoSuchKey", "NotFound", "404"}
 #: codes that say the container is missing, not the object: a permanent error
@@ -71,6 +87,21 @@ def _http_status_and_code(exc: BaseException) -> tuple[int | None, str | None]:
     return None, None
 
 
+def http_status(exc: BaseException) -> int | None:
+    """The first HTTP status found on ``exc`` or the exceptions it was raised from.
+
+    Examples
+    --------
+    >>> http_status(ValueError("no HTTP here")) is None
+    True
+    """
+    for e in _causes(exc):
+        status = _http_status_and_code(e)[0]
+        if status is not None:
+            return status
+    return None
+
+
 def _codes(exc: BaseException) -> set[str]:
     return {code for e in _causes(exc) if (code := _http_status_and_code(e)[1])}
 
@@ -117,6 +148,30 @@ def is_transient_error(exc: BaseException) -> bool:
     return False
 
 
+def is_conflict_error(exc: BaseException) -> bool:
+    """True when ``exc`` says a conditional request's condition did not hold.
+
+    A :class:`~zarrflow.errors.GenerationConflictError`, or an HTTP 412 / 409
+    answer (S3 ``PreconditionFailed``, ``ConditionalRequestConflict``) anywhere
+    in its causes.
+
+    Examples
+    --------
+    >>> from zarrflow.errors import GenerationConflictError
+    >>> is_conflict_error(GenerationConflictError("memory://x", "k", "1"))
+    True
+    >>> is_conflict_error(ConnectionResetError())
+    False
+    """
+    for e in _causes(exc):
+        if isinstance(e, GenerationConflictError):
+            return True
+        status, code = _http_status_and_code(e)
+        if status == 412 or code in _CONFLICT_CODES:
+            return True
+    return False
+
+
 def failure_kind(exc: BaseException) -> str:
     """``"missing"``, ``"transient"`` or ``"permanent"``.
 
@@ -126,6 +181,8 @@ def failure_kind(exc: BaseException) -> str:
     ...     PermissionError())
     ('missing', 'transient', 'permanent')
     """
+    if is_conflict_error(exc):
+        return "permanent"  # an answer, never retried
     if is_missing_error(exc):
         return "missing"
     return "transient" if is_transient_error(exc) else "permanent"

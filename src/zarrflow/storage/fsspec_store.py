@@ -14,31 +14,47 @@ None; a transient failure that outlasts its retries raises
 :class:`TransientStoreError`, anything else :class:`StoreError` at once — both
 naming the store URL and the key, with the original exception as
 ``__cause__``. A failed read never turns into fill values.
+
+Generations (``supports_generations``) work on S3 through s3fs: the ETag is
+the generation, conditional reads, writes and deletes send ``If-Match`` /
+``If-None-Match: *`` (:mod:`zarrflow.storage.s3_conditional`). Other
+filesystems (memory, local files, HTTP, GCS, Azure through fsspec) do not
+support them and say so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
 from fsspec import AbstractFileSystem
 from fsspec.asyn import sync
 
-from zarrflow.errors import ReadOnlyError, StoreError, TransientStoreError
+from zarrflow.errors import (
+    GenerationConflictError,
+    ReadOnlyError,
+    StoreError,
+    TransientStoreError,
+)
+from zarrflow.storage import s3_conditional as s3
 from zarrflow.storage.base import (
     ByteRequest,
+    Condition,
+    IfGeneration,
     OffsetByteRequest,
     RangeByteRequest,
     Store,
+    Versioned,
     check_byte_request,
+    check_condition,
     slice_bytes,
 )
 from zarrflow.storage.failures import hint, is_missing_error, is_transient_error
 from zarrflow.storage.keys import is_valid_key, validate_key, validate_prefix
-from zarrflow.storage.local import is_temp_name
+from zarrflow.storage.local import is_lock_name, is_temp_name
 from zarrflow.storage.remote import make_filesystem, prepare_async, whole_read_kwargs
 from zarrflow.storage.retry import Failure, RetryPolicy, call_async, call_sync, io_budget
 
@@ -48,8 +64,9 @@ Call = tuple[tuple[Any, ...], dict[str, Any]]
 
 
 def _listable(key: str) -> bool:
-    """True for a listed name that is a valid key and not a LocalStore temp file."""
-    return is_valid_key(key) and not is_temp_name(key.rpartition("/")[2])
+    """True for a listed name that is a valid key, not a LocalStore temp or lock file."""
+    name = key.rpartition("/")[2]
+    return is_valid_key(key) and not is_temp_name(name) and not is_lock_name(name)
 
 
 def _literal(path: str) -> bool:
@@ -151,24 +168,30 @@ class FsspecStore(Store):
         under the process-wide request budget, taken by at most as many workers
         as the budget allows (so a million keys never make a million coroutines).
         """
-        policy = RetryPolicy.from_config()
-        budget = io_budget() if self.is_remote else None
         if not self._async:
+            policy = RetryPolicy.from_config()
+            budget = io_budget() if self.is_remote else None
             fn = getattr(self.fs, method)
             return [call_sync(partial(fn, *a, **k), policy, budget) for a, k in calls]
         afn = getattr(self.fs, "_" + method)
-        results: list[Any] = [None] * len(calls)
-        pending = iter(enumerate(calls))
+        return self._run_many([partial(afn, *a, **k) for a, k in calls])
+
+    def _run_many(self, requests: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
+        """Await every request on fsspec's loop, retried, under the budget: value or Failure."""
+        policy = RetryPolicy.from_config()
+        budget = io_budget() if self.is_remote else None
+        results: list[Any] = [None] * len(requests)
+        pending = iter(enumerate(requests))
 
         async def worker() -> None:
-            for i, (a, k) in pending:  # one iterator shared by the workers of this loop
-                results[i] = await call_async(partial(afn, *a, **k), policy, budget)
+            for i, request in pending:  # one iterator shared by the workers of this loop
+                results[i] = await call_async(request, policy, budget)
 
         async def run_all() -> None:
             if self._tuned:
                 with contextlib.suppress(Exception):  # the requests report any failure
                     await prepare_async(self.fs)
-            workers = min(len(calls), budget.limit if budget is not None else 1024)
+            workers = min(len(requests), budget.limit if budget is not None else 1024)
             await asyncio.gather(*(worker() for _ in range(workers)))
 
         sync(self.fs.loop, run_all)
@@ -360,6 +383,144 @@ class FsspecStore(Store):
         """``rm_file`` for every path, concurrently: None where it went (or was never there)."""
         outcomes = self._call_many("rm_file", [((p,), {}) for p in paths])
         return [o if not _ignorable(o) else None for o in outcomes]
+
+    # generations (S3 only; see the module docstring) -----------------------------------
+    @property
+    def supports_generations(self) -> bool:
+        """True on S3 through s3fs, where the ETag is the generation."""
+        return self._async and s3.is_s3_filesystem(self.fs)
+
+    def _pinned(self, key: str, what: str) -> str:
+        if not self.supports_generations:
+            raise self._unsupported(f"{what} of key {key!r}")
+        return self._path(key)
+
+    def _outcome(self, action: str, key: str, outcome: Any) -> Any:
+        """The value of a request, None when missing; conflicts and failures raised."""
+        if not isinstance(outcome, Failure):
+            return outcome
+        if isinstance(outcome.exception, GenerationConflictError):
+            raise outcome.exception
+        if outcome.kind == "missing":
+            return None
+        raise self._error(action, key, outcome) from outcome.exception
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        """The object ``key`` and its ETag (one GET), or None."""
+        path = self._pinned(key, "a versioned read")
+        found = self._outcome(
+            "read", key, self._run_many([partial(s3.get_object, self.fs, path)])[0]
+        )
+        return None if found is None else Versioned(*found)
+
+    def get_range_versioned(
+        self, key: str, request: ByteRequest, generation: str | None = None
+    ) -> Versioned | None:
+        """Part of one version of object ``key``: a ranged GET, with ``If-Match`` if pinned."""
+        check_byte_request(key, request)
+        found = self._ranges_versioned(key, [request], generation)
+        return None if found is None else Versioned(found[0][0], found[1])
+
+    def get_ranges_versioned(
+        self, key: str, requests: Sequence[ByteRequest], generation: str | None = None
+    ) -> list[bytes] | None:
+        """Ranges of one version of object ``key``: concurrent ranged GETs of one ETag.
+
+        Pinned to ``generation``, every GET carries ``If-Match``. Unpinned, the
+        GETs go out at once and their ETags are compared; if they differ (a
+        write landed in between) they are sent again, up to 3 times, then once
+        more pinned to the current ETag (a HEAD), which raises
+        :class:`~zarrflow.errors.GenerationConflictError` if writes still land.
+        """
+        for request in requests:
+            check_byte_request(key, request)
+        found = self._ranges_versioned(key, requests, generation)
+        return None if found is None else found[0]
+
+    def _ranges_versioned(
+        self, key: str, requests: Sequence[ByteRequest], generation: str | None
+    ) -> tuple[list[bytes], str] | None:
+        path = self._pinned(key, "a versioned read")
+        headers = [s3.range_header(r) for r in requests]
+        wanted = [i for i, h in enumerate(headers) if h is not None]
+        if not wanted:  # only empty ranges: the object's existence and ETag
+            etag = self._etag(key, path, generation)
+            return None if etag is None else ([b""] * len(requests), etag)
+        for _ in range(_UNPINNED_TRIES if generation is None else 1):
+            results = self._get_ranges(key, path, [headers[i] for i in wanted], generation)
+            if generation is not None:
+                break
+            etags = {r[1] for r in results if type(r) is tuple}
+            if not etags and all(r is None for r in results):
+                return None
+            if len(etags) == 1 and all(type(r) is tuple for r in results):
+                generation = etags.pop()
+                break
+        else:  # writes kept landing in between: pin every GET to the current version
+            generation = self._etag(key, path, None)
+            if generation is None:
+                return None
+            results = self._get_ranges(key, path, [headers[i] for i in wanted], generation)
+        out = [b""] * len(requests)
+        for i, result in zip(wanted, results, strict=True):
+            out[i] = b"" if result is _PAST_END else result[0]
+        return out, generation
+
+    def _get_ranges(
+        self, key: str, path: str, headers: list[str], generation: str | None
+    ) -> list[Any]:
+        """Ranged GETs, concurrently: (bytes, ETag), None (missing) or _PAST_END each."""
+        calls = [self._get_call(key, path, h, generation) for h in headers]
+        return [
+            _PAST_END
+            if isinstance(o, Failure) and s3.is_invalid_range(o.exception)
+            else self._outcome("read", key, o)
+            for o in self._run_many(calls)
+        ]
+
+    def _get_call(
+        self, key: str, path: str, header: str | None, generation: str | None
+    ) -> Callable[[], Awaitable[Any]]:
+        get = partial(s3.get_object, self.fs, path, header, generation)
+        return partial(s3.conditional, get, self.url, key, generation)
+
+    def _etag(self, key: str, path: str, generation: str | None) -> str | None:
+        """The ETag of object ``key`` now (a HEAD, pinned if given), None when missing."""
+        head = partial(s3.head_object, self.fs, path, generation)
+        call = partial(s3.conditional, head, self.url, key, generation)
+        found = self._outcome("check", key, self._run_many([call])[0])
+        return None if found is None else found[1]
+
+    def set_if(self, key: str, value: bytes, condition: Condition) -> str:
+        """PUT object ``key`` with ``If-Match`` / ``If-None-Match: *``; its new ETag."""
+        self._check_writable(key)
+        check_condition(key, condition)
+        path = self._pinned(key, "a conditional write")
+        data = value if type(value) is bytes else bytes(value)
+        if type(condition) is IfGeneration:
+            put = partial(s3.put_object, self.fs, path, data, if_match=condition.generation)
+            expected = condition.generation
+        else:
+            put = partial(s3.put_object, self.fs, path, data, if_none_match=True)
+            expected = None
+        call = partial(s3.conditional, put, self.url, key, expected)
+        outcome = self._run_many([call])[0]
+        if isinstance(outcome, Failure) and outcome.kind == "missing":
+            raise self._error("write", key, outcome) from outcome.exception
+        return self._outcome("write", key, outcome)
+
+    def delete_if(self, key: str, condition: IfGeneration) -> None:
+        """DELETE object ``key`` with ``If-Match``; a missing key is a conflict."""
+        self._check_writable(key)
+        check_condition(key, condition, absent=False)
+        path = self._pinned(key, "a conditional delete")
+        delete = partial(s3.delete_object, self.fs, path, condition.generation)
+        call = partial(s3.conditional, delete, self.url, key, condition.generation)
+        self._outcome("delete", key, self._run_many([call])[0])
+
+
+_PAST_END = object()  # a ranged GET that began past the end of the object (HTTP 416)
+_UNPINNED_TRIES = 3  # unpinned ranged reads compared by ETag before pinning to a HEAD
 
 
 def _ignorable(outcome: Any) -> bool:

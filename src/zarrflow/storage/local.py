@@ -6,6 +6,27 @@ are atomic: the value goes to a uniquely named temp file in the key's own
 directory (``.<name>.<16 hex digits>.tmp``), which ``os.replace`` then renames
 over the key, so a reader sees the old value or the new one, never a torn one.
 Temp files (including those a crash left behind) are never listed.
+
+Generations
+    A file's generation is ``"<inode>-<size>-<mtime_ns>"`` (hex), taken by
+    ``fstat`` on the same open descriptor the bytes are read from, so the
+    bytes and the generation always belong together. A write renames a new
+    file over the key, so every write gives a new inode while the old file
+    still exists: a generation never repeats from one write to the next.
+Conditional writes (``set_if``, ``delete_if``)
+    Hold an exclusive ``flock`` on a lock file beside the key
+    (``.<name>.zarrflow-lock``, in the key's directory resolved with
+    ``os.path.realpath``, so a symlinked root, its real path and a store
+    rooted at a parent or child directory share it), check the current
+    generation, write the temp file, rename it over the key, release. The new
+    file's mtime is set above the old one's, so even a recycled inode of the
+    same size cannot repeat a generation. ``flock`` excludes threads and
+    processes alike (each call opens its own descriptor); over NFS Linux maps
+    it to a POSIX lock. Lock files are empty, kept (deleting one under a
+    waiting locker is unsafe), never listed, and their names are reserved.
+    A plain ``set`` takes no lock and stays as fast as before: it is last
+    writer wins, and a plain ``set`` racing with a ``set_if`` of the same key
+    may be overwritten by it.
 """
 
 from __future__ import annotations
@@ -13,25 +34,47 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 from zarrflow.errors import KeyPathError, ReadOnlyError, StoreError
 from zarrflow.storage.base import (
     ByteRequest,
+    Condition,
+    IfGeneration,
     OffsetByteRequest,
     RangeByteRequest,
     Store,
+    Versioned,
     check_byte_request,
+    check_condition,
+    check_generation,
+)
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no conditional writes
+    fcntl = None  # type: ignore[assignment]
+from zarrflow.storage.files import (
+    file_generation,
+    open_new,
+    read_all,
+    read_at,
+    read_request,
+    read_rest,
+    remove_quietly,
+    write_new,
 )
 from zarrflow.storage.keys import is_valid_key, validate_key, validate_prefix
 
-__all__ = ["LocalStore"]
+__all__ = ["LocalStore", "is_lock_name", "is_temp_name"]
+
+_LOCK_SUFFIX = ".zarrflow-lock"
 
 _TEMP_NAME = re.compile(r"\..*\.[0-9a-f]{16}\.tmp\Z", re.DOTALL)
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
-_WRITE_ATTEMPTS = 4  # a concurrent delete may remove a directory between makedirs and open
 
 
 def is_temp_name(name: str) -> bool:
@@ -45,36 +88,19 @@ def is_temp_name(name: str) -> bool:
     return name.endswith(".tmp") and _TEMP_NAME.match(name) is not None
 
 
-def _read_all(fd: int) -> bytes:
-    """Everything from ``fd``'s position to its end, in one read when the size is known."""
-    size = os.fstat(fd).st_size
-    data = os.read(fd, size) if size else b""
-    if size and len(data) == size:
-        return data
-    return _read_rest(fd, data, max(size - len(data), 1 << 20))
+def is_lock_name(name: str) -> bool:
+    """True for the file name of a LocalStore lock file (``.<name>.zarrflow-lock``).
+
+    Examples
+    --------
+    >>> is_lock_name(".0.zarrflow-lock"), is_lock_name("zarr.json")
+    (True, False)
+    """
+    return name.endswith(_LOCK_SUFFIX) and name.startswith(".")
 
 
-def _read_rest(fd: int, data: bytes, step: int) -> bytes:
-    """``data`` followed by the rest of ``fd`` (a short read, or a size not known)."""
-    parts = [data]
-    while part := os.read(fd, step):
-        parts.append(part)
-    return b"".join(parts)
-
-
-def _read_at(fd: int, length: int, offset: int) -> bytes:
-    """Up to ``length`` bytes at ``offset`` (fewer only at the end of the file)."""
-    if hasattr(os, "pread"):
-        data = os.pread(fd, length, offset)
-    else:  # pragma: no cover - Windows
-        os.lseek(fd, offset, os.SEEK_SET)
-        data = os.read(fd, length)
-    while 0 < len(data) < length:  # a short read before EOF: keep going
-        more = _read_at(fd, length - len(data), offset + len(data))
-        if not more:
-            break
-        data += more
-    return data
+def _is_reserved(name: str) -> bool:
+    return is_temp_name(name) or is_lock_name(name)
 
 
 class LocalStore(Store):
@@ -124,10 +150,11 @@ class LocalStore(Store):
 
     def _path(self, key: str) -> str:
         validate_key(key)
-        if key.endswith(".tmp") and is_temp_name(key.rpartition("/")[2]):
+        if _is_reserved(key.rpartition("/")[2]):
             raise KeyPathError(
                 f"invalid key {key!r} for {self.url}: names of the form '.<name>.<16 hex>.tmp' "
-                f"are reserved for LocalStore temp files"
+                f"are reserved for LocalStore temp files, '.<name>{_LOCK_SUFFIX}' for its "
+                f"lock files"
             )
         return self._prefix + key
 
@@ -152,12 +179,12 @@ class LocalStore(Store):
             raise self._error("read", key, exc) from exc
         try:
             if size_hint is None:
-                return _read_all(fd)
+                return read_all(fd)
             # no fstat: one read of size_hint bytes, and fewer than asked is the end
             # of the file (a regular file gives a short read only there); a full
             # read may have more behind it
             data = os.read(fd, size_hint)
-            return data if len(data) < size_hint else _read_rest(fd, data, 1 << 20)
+            return data if len(data) < size_hint else read_rest(fd, data, 1 << 20)
         except IsADirectoryError:
             return None
         except OSError as exc:
@@ -244,7 +271,7 @@ class LocalStore(Store):
                 else:
                     start = max(size - request.suffix, 0)
                 length = size - start
-            return _read_at(fd, length, start) if length > 0 else b""
+            return read_at(fd, length, start) if length > 0 else b""
         except IsADirectoryError:
             return None
         except OSError as exc:
@@ -284,25 +311,29 @@ class LocalStore(Store):
             for name, is_dir, is_file in found:
                 if is_dir:
                     stack.append((path + os.sep + name, key_prefix + name + "/", ""))
-                elif is_file and not is_temp_name(name) and is_valid_key(key_prefix + name):
+                elif is_file and not _is_reserved(name) and is_valid_key(key_prefix + name):
                     yield key_prefix + name
 
     # writes -----------------------------------------------------------------------
     def set(self, key: str, value: bytes) -> None:
         """Write ``value`` to file ``key`` atomically (temp file + ``os.replace``)."""
         self._check_writable(key)
-        path = self._path(key)
+        self._replace(key, self._path(key), value, None)
+
+    def _replace(self, key: str, path: str, value: bytes, mtime_ns: int | None) -> str:
+        """Write a temp file beside ``path`` and rename it over; the new file's generation."""
         cut = max(path.rfind("/"), path.rfind(os.sep)) + 1
         temp = f"{path[:cut]}.{path[cut : cut + 64]}.{os.urandom(8).hex()}.tmp"
         try:
-            _write_new(temp, path[: cut - 1], value)
+            generation = write_new(temp, path[: cut - 1], value, mtime_ns)
         except OSError as exc:
             raise self._error("write", key, exc) from exc
         try:
             os.replace(temp, path)
         except OSError as exc:
-            _remove_quietly(temp)
+            remove_quietly(temp)
             raise self._error("write", key, exc) from exc
+        return generation
 
     def delete(self, key: str) -> None:
         """Remove file ``key``; a missing key is ignored."""
@@ -315,28 +346,197 @@ class LocalStore(Store):
         except OSError as exc:
             raise self._error("delete", key, exc) from exc
 
+    # generations (see the module docstring) ------------------------------------------
+    @property
+    def supports_generations(self) -> bool:
+        return fcntl is not None
 
-def _write_new(temp: str, directory: str, value: bytes) -> None:
-    """Create ``temp`` holding ``value``, creating ``directory`` only when missing."""
-    for attempt in range(_WRITE_ATTEMPTS):
+    def get_versioned(self, key: str) -> Versioned | None:
+        """The bytes of file ``key`` and their generation (one descriptor), or None.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> store = LocalStore(tempfile.mkdtemp())
+        >>> store.set("k", b"v1")
+        >>> found = store.get_versioned("k")
+        >>> found.data, found == store.get_versioned("k")
+        (b'v1', True)
+        """
+        opened = self._open_versioned(key, None)
+        if opened is None:
+            return None
+        fd, generation, size = opened
         try:
-            fd = os.open(temp, _CREATE_FLAGS, 0o666)
-            break
-        except FileNotFoundError:
-            if attempt == _WRITE_ATTEMPTS - 1:
-                raise
-            os.makedirs(directory, exist_ok=True)
-    try:
-        view = memoryview(value).cast("B")
-        while view.nbytes:
-            view = view[os.write(fd, view) :]
-    except BaseException:
-        os.close(fd)
-        _remove_quietly(temp)
-        raise
-    os.close(fd)
+            data = os.read(fd, size) if size else b""
+            if len(data) < size:  # not a regular short read: read on to the end
+                data = read_rest(fd, data, size - len(data))
+            return Versioned(data, generation)
+        except OSError as exc:
+            raise self._error("read", key, exc) from exc
+        finally:
+            os.close(fd)
 
+    def get_range_versioned(
+        self, key: str, request: ByteRequest, generation: str | None = None
+    ) -> Versioned | None:
+        """Part of one version of file ``key`` (see :meth:`Store.get_range_versioned`).
 
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)
+        Examples
+        --------
+        >>> import tempfile
+        >>> store = LocalStore(tempfile.mkdtemp())
+        >>> store.set("k", b"abcdef")
+        >>> store.get_range_versioned("k", RangeByteRequest(1, 3)).data
+        b'bc'
+        """
+        check_byte_request(key, request)
+        found = self._ranges(key, [request], generation)
+        return None if found is None else Versioned(found[0][0], found[1])
+
+    def get_ranges_versioned(
+        self, key: str, requests: Sequence[ByteRequest], generation: str | None = None
+    ) -> list[bytes] | None:
+        """Ranges of file ``key`` read from one open descriptor: one version, never a mix.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> store = LocalStore(tempfile.mkdtemp())
+        >>> store.set("k", b"abcdef")
+        >>> store.get_ranges_versioned("k", [RangeByteRequest(0, 2), OffsetByteRequest(4)])
+        [b'ab', b'ef']
+        """
+        for request in requests:
+            check_byte_request(key, request)
+        found = self._ranges(key, requests, generation)
+        return None if found is None else found[0]
+
+    def _ranges(
+        self, key: str, requests: Sequence[ByteRequest], generation: str | None
+    ) -> tuple[list[bytes], str] | None:
+        opened = self._open_versioned(key, generation)
+        if opened is None:
+            return None
+        fd, found, size = opened
+        try:
+            return [read_request(fd, r, size) for r in requests], found
+        except OSError as exc:
+            raise self._error("read", key, exc) from exc
+        finally:
+            os.close(fd)
+
+    def _open_versioned(self, key: str, expected: str | None) -> tuple[int, str, int] | None:
+        """An open descriptor on file ``key``, its generation and size; None when missing.
+
+        With ``expected``, another generation (or a missing file) raises
+        :class:`~zarrflow.errors.GenerationConflictError`.
+        """
+        path = self._path(key)
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except _MISSING:
+            fd = -1
+        except OSError as exc:
+            raise self._error("read", key, exc) from exc
+        generation = None
+        size = 0
+        if fd >= 0:
+            try:
+                st = os.fstat(fd)
+            except OSError as exc:
+                os.close(fd)
+                raise self._error("read", key, exc) from exc
+            if stat.S_ISREG(st.st_mode):
+                generation, size = file_generation(st), st.st_size
+            else:  # a directory is not a key
+                os.close(fd)
+                fd = -1
+        if expected is not None and generation != expected:
+            if fd >= 0:
+                os.close(fd)
+            check_generation(self.url, key, IfGeneration(expected), generation)
+        return None if generation is None else (fd, generation, size)
+
+    def set_if(self, key: str, value: bytes, condition: Condition) -> str:
+        """Write file ``key`` only if ``condition`` holds, under its lock file; the new generation.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from zarrflow.errors import GenerationConflictError
+        >>> from zarrflow.storage import IfAbsent
+        >>> store = LocalStore(tempfile.mkdtemp())
+        >>> g1 = store.set_if("k", b"v1", IfAbsent())
+        >>> g2 = store.set_if("k", b"v2", IfGeneration(g1))
+        >>> try:
+        ...     store.set_if("k", b"stale", IfGeneration(g1))
+        ... except GenerationConflictError:
+        ...     print("conflict:", store.get("k"))
+        conflict: b'v2'
+        >>> sorted(store.list_prefix(""))  # the lock file is never listed
+        ['k']
+        """
+        self._check_writable(key)
+        path = self._path(key)
+        check_condition(key, condition)
+        self._require_locks(key)
+        with self._locked(key, path):
+            current = self._current(key, path)
+            check_generation(self.url, key, condition, current and file_generation(current))
+            floor = current.st_mtime_ns + 1 if current is not None else 0
+            return self._replace(key, path, value, max(time.time_ns(), floor))
+
+    def delete_if(self, key: str, condition: IfGeneration) -> None:
+        """Remove file ``key`` only if it still has ``condition.generation``.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from zarrflow.storage import IfAbsent
+        >>> store = LocalStore(tempfile.mkdtemp())
+        >>> store.delete_if("k", IfGeneration(store.set_if("k", b"v", IfAbsent())))
+        >>> store.get("k") is None
+        True
+        """
+        self._check_writable(key)
+        path = self._path(key)
+        check_condition(key, condition, absent=False)
+        self._require_locks(key)
+        with self._locked(key, path):
+            current = self._current(key, path)
+            check_generation(self.url, key, condition, current and file_generation(current))
+            try:
+                os.remove(path)
+            except OSError as exc:
+                raise self._error("delete", key, exc) from exc
+
+    def _require_locks(self, key: str) -> None:
+        if fcntl is None:  # pragma: no cover - Windows
+            raise self._unsupported(f"a conditional write of key {key!r}")
+
+    def _current(self, key: str, path: str) -> os.stat_result | None:
+        """The ``stat`` of file ``key`` now, None when there is none."""
+        try:
+            st = os.stat(path)
+        except _MISSING:
+            return None
+        except OSError as exc:
+            raise self._error("check", key, exc) from exc
+        return st if stat.S_ISREG(st.st_mode) else None
+
+    @contextlib.contextmanager
+    def _locked(self, key: str, path: str) -> Iterator[None]:
+        """Hold the exclusive ``flock`` of ``key``'s lock file (created when missing)."""
+        directory, _, name = path.rpartition(os.sep)
+        directory = os.path.realpath(directory)  # one lock per file, however it is reached
+        lock = f"{directory}{os.sep}.{name[:200]}{_LOCK_SUFFIX}"
+        try:
+            fd = open_new(lock, directory, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0))
+        except OSError as exc:
+            raise self._error("lock", key, exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock

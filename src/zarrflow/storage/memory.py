@@ -5,17 +5,33 @@ store pickled and unpickled in the same process sees it too (a pickle holds
 the name, never the data). Named stores live until the process ends, like
 files; an anonymous store (``MemoryStore()``) is forgotten once no store
 object refers to it any more.
+
+Generations: every write of a key gives it the next number of its store's
+counter (in hex), under the store's lock, so a conditional write
+(``set_if``) is an in-process compare-and-set and a generation is never
+reused while the process lives.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from zarrflow.errors import ReadOnlyError
-from zarrflow.storage.base import ByteRequest, Store, check_byte_request, slice_bytes
+from zarrflow.storage.base import (
+    ByteRequest,
+    Condition,
+    IfGeneration,
+    Store,
+    Versioned,
+    check_byte_request,
+    check_condition,
+    check_generation,
+    slice_bytes,
+)
 from zarrflow.storage.keys import validate_key, validate_prefix
 
 __all__ = ["MemoryStore"]
@@ -24,11 +40,24 @@ __all__ = ["MemoryStore"]
 class _Shared:
     """The data of one named store, and the lock that guards changes to it."""
 
-    __slots__ = ("__weakref__", "data", "lock")
+    __slots__ = ("__weakref__", "counter", "data", "generations", "lock")
 
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
+        self.generations: dict[str, str] = {}  # changed with data, under the lock
+        self.counter = itertools.count(1)
         self.lock = threading.Lock()
+
+    def put(self, key: str, value: bytes) -> str:
+        """Store ``value`` with a new generation (call with the lock held)."""
+        self.data[key] = value
+        generation = self.generations[key] = format(next(self.counter), "x")
+        return generation
+
+    def pop(self, key: str) -> None:
+        """Forget ``key`` (call with the lock held)."""
+        self.data.pop(key, None)
+        self.generations.pop(key, None)
 
 
 _registry_lock = threading.Lock()
@@ -117,7 +146,7 @@ class MemoryStore(Store):
         validate_key(key)
         value = _to_bytes(value)
         with self._shared.lock:
-            self._data[key] = value
+            self._shared.put(key, value)
 
     def set_many(self, items: Mapping[str, bytes]) -> None:
         """Store every item; all become visible together."""
@@ -126,14 +155,108 @@ class MemoryStore(Store):
             validate_key(key)
         values = {k: _to_bytes(v) for k, v in items.items()}
         with self._shared.lock:
-            self._data.update(values)
+            for key, value in values.items():
+                self._shared.put(key, value)
 
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is ignored."""
         self._check_writable(key)
         validate_key(key)
         with self._shared.lock:
-            self._data.pop(key, None)
+            self._shared.pop(key)
+
+    # generations -------------------------------------------------------------------
+    @property
+    def supports_generations(self) -> bool:
+        return True
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        """The value at ``key`` and its generation, or None.
+
+        Examples
+        --------
+        >>> from zarrflow.storage import IfAbsent
+        >>> store = MemoryStore()
+        >>> generation = store.set_if("k", b"v1", IfAbsent())
+        >>> store.get_versioned("k") == Versioned(b"v1", generation)
+        True
+        """
+        validate_key(key)
+        shared = self._shared
+        with shared.lock:
+            value = shared.data.get(key)
+            return None if value is None else Versioned(value, shared.generations[key])
+
+    def get_range_versioned(
+        self, key: str, request: ByteRequest, generation: str | None = None
+    ) -> Versioned | None:
+        """A slice of one version of ``key`` (see :meth:`Store.get_range_versioned`)."""
+        check_byte_request(key, request)
+        parts = self._ranges(key, [request], generation)
+        return None if parts is None else Versioned(parts[0][0], parts[1])
+
+    def get_ranges_versioned(
+        self, key: str, requests: Sequence[ByteRequest], generation: str | None = None
+    ) -> list[bytes] | None:
+        """Slices of one snapshot of ``key`` (see :meth:`Store.get_ranges_versioned`)."""
+        for request in requests:
+            check_byte_request(key, request)
+        parts = self._ranges(key, requests, generation)
+        return None if parts is None else parts[0]
+
+    def _ranges(
+        self, key: str, requests: Sequence[ByteRequest], generation: str | None
+    ) -> tuple[list[bytes], str] | None:
+        found = self.get_versioned(key)
+        if generation is not None:
+            check_generation(self.url, key, IfGeneration(generation), found and found.generation)
+        if found is None:
+            return None
+        return [slice_bytes(found.data, r) for r in requests], found.generation
+
+    def set_if(self, key: str, value: bytes, condition: Condition) -> str:
+        """Compare-and-set under the store's lock; the new generation.
+
+        Examples
+        --------
+        >>> from zarrflow.errors import GenerationConflictError
+        >>> from zarrflow.storage import IfAbsent
+        >>> store = MemoryStore()
+        >>> g1 = store.set_if("k", b"v1", IfAbsent())
+        >>> g2 = store.set_if("k", b"v2", IfGeneration(g1))
+        >>> try:
+        ...     store.set_if("k", b"stale", IfGeneration(g1))
+        ... except GenerationConflictError:
+        ...     print("conflict:", store.get("k"))
+        conflict: b'v2'
+        """
+        self._check_writable(key)
+        validate_key(key)
+        check_condition(key, condition)
+        value = _to_bytes(value)
+        shared = self._shared
+        with shared.lock:
+            check_generation(self.url, key, condition, shared.generations.get(key))
+            return shared.put(key, value)
+
+    def delete_if(self, key: str, condition: IfGeneration) -> None:
+        """Delete ``key`` only if it still has ``condition.generation``.
+
+        Examples
+        --------
+        >>> from zarrflow.storage import IfAbsent
+        >>> store = MemoryStore()
+        >>> store.delete_if("k", IfGeneration(store.set_if("k", b"v", IfAbsent())))
+        >>> store.get("k") is None
+        True
+        """
+        self._check_writable(key)
+        validate_key(key)
+        check_condition(key, condition, absent=False)
+        shared = self._shared
+        with shared.lock:
+            check_generation(self.url, key, condition, shared.generations.get(key))
+            shared.pop(key)
 
     def list_prefix(self, prefix: str) -> Iterator[str]:
         """Keys starting with ``prefix``, from a snapshot taken when called."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from zarrflow.errors import ReadOnlyError
-from zarrflow.storage.base import Store
+from zarrflow.storage.base import Condition, IfGeneration, Store
 from zarrflow.storage.wrapper import StoreWrapper
 
 __all__ = ["ReadOnlyStore"]
@@ -49,3 +49,9 @@ class ReadOnlyStore(StoreWrapper):
 
     def delete_prefix(self, prefix: str) -> None:
         raise self._refuse(prefix)
+
+    def set_if(self, key: str, value: bytes, condition: Condition) -> str:
+        raise self._refuse(key)
+
+    def delete_if(self, key: str, condition: IfGeneration) -> None:
+        raise self._refuse(key)

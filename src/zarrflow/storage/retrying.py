@@ -10,8 +10,13 @@ chunk operation — streams, maps, ``to_dask``, ``[]`` and ``to_zarr`` — retri
 transient failures with the same bounded, jittered backoff as remote requests.
 
 A store whose ``retries_requests`` is True is never wrapped, so no request is
-retried by two layers. The first try is a plain call: the wrapper costs one
-Python call on the hot path and nothing else until a try fails.
+retried by two layers. Versioned reads and conditional writes are retried
+like the others; a :class:`~zarrflow.errors.GenerationConflictError` is an
+answer, not a fault, and passes through at once (as does a conflict that a
+retried ``set_if`` meets because its first, failed-looking try had landed:
+the caller's read-modify-write loop re-reads and merges again). The first
+try is a plain call: the wrapper costs one Python call on the hot path and
+nothing else until a try fails.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from zarrflow.storage.base import ByteRequest, Store
+from zarrflow.storage.base import ByteRequest, Condition, IfGeneration, Store, Versioned
 from zarrflow.storage.failures import failure_kind
 from zarrflow.storage.retry import RetryPolicy
 from zarrflow.storage.wrapper import StoreWrapper
@@ -139,6 +144,19 @@ class RetryingStore(StoreWrapper):
             lambda: [self.get_range(k, r) for k, r in requests],
         )
 
+    def get_versioned(self, key: str) -> Versioned | None:
+        return self._do(self.inner.get_versioned, key)
+
+    def get_range_versioned(
+        self, key: str, request: ByteRequest, generation: str | None = None
+    ) -> Versioned | None:
+        return self._do(self.inner.get_range_versioned, key, request, generation)
+
+    def get_ranges_versioned(
+        self, key: str, requests: Sequence[ByteRequest], generation: str | None = None
+    ) -> list[bytes] | None:
+        return self._do(self.inner.get_ranges_versioned, key, requests, generation)
+
     def exists(self, key: str) -> bool:
         return self._do(self.inner.exists, key)
 
@@ -153,3 +171,9 @@ class RetryingStore(StoreWrapper):
 
     def delete(self, key: str) -> None:
         self._do(self.inner.delete, key)
+
+    def set_if(self, key: str, value: bytes, condition: Condition) -> str:
+        return self._do(self.inner.set_if, key, value, condition)
+
+    def delete_if(self, key: str, condition: IfGeneration) -> None:
+        self._do(self.inner.delete_if, key, condition)

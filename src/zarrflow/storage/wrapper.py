@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from zarrflow.storage.base import ByteRequest, Store
+from zarrflow.storage.base import ByteRequest, Condition, IfGeneration, Store, Versioned
 
 __all__ = ["StoreWrapper"]
 
@@ -65,6 +65,10 @@ class StoreWrapper(Store):
     def retries_requests(self) -> bool:
         return self.inner.retries_requests
 
+    @property
+    def supports_generations(self) -> bool:
+        return self.inner.supports_generations
+
     # reads -----------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
         return self.inner.get(key)
@@ -77,6 +81,19 @@ class StoreWrapper(Store):
 
     def get_ranges(self, requests: Sequence[tuple[str, ByteRequest]]) -> list[bytes | None]:
         return self.inner.get_ranges(requests)
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        return self.inner.get_versioned(key)
+
+    def get_range_versioned(
+        self, key: str, request: ByteRequest, generation: str | None = None
+    ) -> Versioned | None:
+        return self.inner.get_range_versioned(key, request, generation)
+
+    def get_ranges_versioned(
+        self, key: str, requests: Sequence[ByteRequest], generation: str | None = None
+    ) -> list[bytes] | None:
+        return self.inner.get_ranges_versioned(key, requests, generation)
 
     def exists(self, key: str) -> bool:
         return self.inner.exists(key)
@@ -96,6 +113,12 @@ class StoreWrapper(Store):
 
     def delete(self, key: str) -> None:
         self.inner.delete(key)
+
+    def set_if(self, key: str, value: bytes, condition: Condition) -> str:
+        return self.inner.set_if(key, value, condition)
+
+    def delete_if(self, key: str, condition: IfGeneration) -> None:
+        self.inner.delete_if(key, condition)
 
     def close(self) -> None:
         self.inner.close()

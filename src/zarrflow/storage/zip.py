@@ -13,11 +13,27 @@ already raises :class:`~zarrflow.errors.StoreError`, and so does deleting one
 same writes give byte-identical archives. Member names that are not valid
 keys (``../x``, ``/etc/x``, backslashes, directory entries) are never listed
 and cannot be read.
+
+Crash safety: an archive on disk is never modified in place. A store opened
+for writing builds its archive in a temp file beside it
+(``.<name>.<16 hex>.tmp``, the LocalStore temp-file pattern, so a LocalStore
+never lists one) and renames it over ``path`` on :meth:`ZipStore.close`,
+after an ``fsync``. In mode ``"a"`` the existing archive is copied to the
+temp file at the first write (``shutil.copyfile``: a kernel-side copy, about
+the cost of reading the archive once); until then reads are served from the
+archive itself and closing leaves it untouched. A process killed before
+``close`` therefore leaves the archive exactly as it was (earlier members all
+readable) plus a stray temp file; one killed after leaves the new archive.
+Two writers of one archive at once do not corrupt it either: the last to
+close wins (the other's members are lost), so keep to one writer.
+Generations are not supported (``supports_generations`` is False).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import threading
 import weakref
 import zipfile
@@ -84,15 +100,18 @@ class ZipStore(Store):
         self.read_only = mode == "r"
         self.url = "zip://" + self.path.replace(os.sep, "/")
         self._lock = threading.Lock()
+        existing = mode == "r" or (mode == "a" and os.path.isfile(self.path))
+        self._writer = _Writer(self.path, compression)
         try:
-            self._zip: zipfile.ZipFile | None = zipfile.ZipFile(
-                self.path, mode, compression=compression, allowZip64=True
-            )
+            if existing:
+                self._zip: zipfile.ZipFile | None = zipfile.ZipFile(self.path, "r")
+            else:
+                self._zip = self._writer.start(None)
         except (OSError, ValueError, zipfile.BadZipFile) as exc:  # ValueError: a NUL in the path
             raise StoreError(
                 f"could not open zip archive {self.path!r} (mode {mode!r}): {exc}"
             ) from exc
-        self._finalizer = weakref.finalize(self, self._zip.close)
+        self._finalizer = weakref.finalize(self, self._writer.finish, self._zip)
         self._members: dict[str, zipfile.ZipInfo] = {
             info.filename: info for info in self._zip.infolist() if is_valid_key(info.filename)
         }
@@ -114,6 +133,18 @@ class ZipStore(Store):
         if self._zip is None:
             raise StoreError(f"zip store {self.url} is closed")
         return self._zip
+
+    def _writable_archive(self) -> zipfile.ZipFile:
+        """The archive being written, copied into the temp file first (lock held)."""
+        archive = self._archive()
+        if self._writer.temp is None:  # an existing archive, first write: copy it
+            copy = self._writer.start(self.path)
+            self._finalizer.detach()
+            archive.close()
+            self._zip = archive = copy
+            self._finalizer = weakref.finalize(self, self._writer.finish, copy)
+            self._members = {i.filename: i for i in archive.infolist() if is_valid_key(i.filename)}
+        return archive
 
     def _error(self, action: str, key: str, exc: Exception) -> StoreError:
         return StoreError(f"could not {action} key {key!r} in {self.url}: {exc}")
@@ -182,7 +213,7 @@ class ZipStore(Store):
                     f"a member in place; write the data to a new archive instead"
                 )
             try:
-                self._archive().writestr(info, data)
+                self._writable_archive().writestr(info, data)
             except (OSError, ValueError, zipfile.LargeZipFile) as exc:
                 raise self._error("write", key, exc) from exc
             self._members[key] = info
@@ -197,7 +228,7 @@ class ZipStore(Store):
             )
 
     def close(self) -> None:
-        """Finalise the archive (write its central directory) and release the file."""
+        """Finalise the archive (write its central directory, rename it into place)."""
         with self._lock:
             if self._zip is not None:
                 self._zip = None
@@ -205,6 +236,50 @@ class ZipStore(Store):
                     self._finalizer()
                 except (OSError, ValueError) as exc:
                     raise StoreError(f"could not finalise zip archive {self.url}: {exc}") from exc
+
+
+class _Writer:
+    """The temp file an archive is written to, and its commit on close (see the module)."""
+
+    def __init__(self, path: str, compression: int) -> None:
+        self.path = path
+        self.compression = compression
+        self.temp: str | None = None
+
+    def start(self, copy_of: str | None) -> zipfile.ZipFile:
+        """Open the temp archive for writing: a copy of ``copy_of``, or a new one."""
+        directory, name = os.path.split(self.path)
+        temp = os.path.join(directory, f".{name[:64]}.{os.urandom(8).hex()}.tmp")
+        try:
+            if copy_of is not None:
+                shutil.copyfile(copy_of, temp)
+            archive = zipfile.ZipFile(
+                temp, "a" if copy_of else "w", compression=self.compression, allowZip64=True
+            )
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(temp)
+            raise
+        self.temp = temp
+        return archive
+
+    def finish(self, archive: zipfile.ZipFile) -> None:
+        """Close ``archive``; if it is the temp one, fsync it and rename it over the path."""
+        archive.close()
+        temp, self.temp = self.temp, None
+        if temp is None:
+            return
+        try:
+            fd = os.open(temp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.remove(temp)
+            raise
 
 
 def _unpickle(path: str, mode: Literal["r", "w", "a"], compression: int) -> ZipStore:

@@ -39,13 +39,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from zarrflow.errors import ReadOnlyError, StoreError, TransientStoreError
-from zarrflow.storage.base import ByteRequest, Store
+from zarrflow.storage.base import ByteRequest, Condition, IfGeneration, Store, Versioned
 from zarrflow.storage.keys import validate_key
 from zarrflow.storage.wrapper import StoreWrapper
 
 __all__ = ["OPERATIONS", "FaultyStore", "InjectedFault", "is_metadata_key"]
 
-#: the operation groups faults can target (``get`` covers get, get_range, get_many, exists)
+#: the operation groups faults can target (``get`` covers get, get_range, get_many, exists
+#: and the versioned reads; ``set`` covers set_if; ``delete`` covers delete_if)
 OPERATIONS = ("get", "set", "delete", "list")
 _METADATA_NAMES = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 _SCALE = float(1 << 64)
@@ -312,6 +313,22 @@ class FaultyStore(StoreWrapper):
             self._before("get", validate_key(key))
         return self.inner.get_ranges(requests)
 
+    def get_versioned(self, key: str) -> Versioned | None:
+        self._before("get", validate_key(key))
+        return self.inner.get_versioned(key)
+
+    def get_range_versioned(
+        self, key: str, request: ByteRequest, generation: str | None = None
+    ) -> Versioned | None:
+        self._before("get", validate_key(key))
+        return self.inner.get_range_versioned(key, request, generation)
+
+    def get_ranges_versioned(
+        self, key: str, requests: Sequence[ByteRequest], generation: str | None = None
+    ) -> list[bytes] | None:
+        self._before("get", validate_key(key))
+        return self.inner.get_ranges_versioned(key, requests, generation)
+
     def exists(self, key: str) -> bool:
         self._before("get", validate_key(key))
         return self.inner.exists(key)
@@ -335,6 +352,23 @@ class FaultyStore(StoreWrapper):
         self._before("delete", key)
         self._check_writable(key)
         self.inner.delete(key)
+        with self._lock:
+            self.deleted.add(key)
+
+    def set_if(self, key: str, value: bytes, condition: Condition) -> str:
+        validate_key(key)
+        self._before("set", key)
+        self._check_writable(key)
+        generation = self.inner.set_if(key, value, condition)
+        with self._lock:
+            self.written.add(key)
+        return generation
+
+    def delete_if(self, key: str, condition: IfGeneration) -> None:
+        validate_key(key)
+        self._before("delete", key)
+        self._check_writable(key)
+        self.inner.delete_if(key, condition)
         with self._lock:
             self.deleted.add(key)
 

@@ -7,6 +7,12 @@ free port, a listen backlog of 1024, threads per connection), which keeps its
 Python work (about 5–7 ms per request) off the client's GIL, and stops when the
 parent closes its stdin or dies (see :mod:`zarrflow.testing.processes`).
 
+Writes of one key are serialised (:class:`SerialWrites`): moto checks a
+conditional PUT's ``If-Match`` / ``If-None-Match`` and stores the object in
+two steps, so two concurrent conditional PUTs of one key could both pass the
+check; S3 itself makes the check and the write one atomic step. Requests for
+different keys still run concurrently.
+
 moto and s3fs must both be installed; pin ``s3fs>=2023.1`` next to
 ``moto[server]`` (an unpinned pair can resolve to s3fs 0.4, which has no
 ``endpoint_url``).
@@ -20,7 +26,7 @@ from typing import Any
 
 from zarrflow.testing.processes import DEFAULT_MAX_SECONDS, ServerProcess
 
-__all__ = ["S3Server"]
+__all__ = ["S3Server", "SerialWrites"]
 
 #: credentials moto accepts (it does not check them)
 CREDENTIALS = {"key": "testing", "secret": "testing"}
@@ -99,6 +105,37 @@ class S3Server:
         self.stop()
 
 
+class SerialWrites:
+    """WSGI middleware: PUT, POST and DELETE requests of one path run one at a time.
+
+    Makes a conditional write's check and store atomic, as on S3.
+
+    Examples
+    --------
+    >>> def app(environ, start_response):
+    ...     return [environ["PATH_INFO"].encode()]
+    >>> SerialWrites(app)({"REQUEST_METHOD": "PUT", "PATH_INFO": "/b/k"}, None)
+    [b'/b/k']
+    """
+
+    def __init__(self, app: Any) -> None:
+        import threading
+
+        self.app = app
+        self._guard = threading.Lock()
+        self._locks: dict[str, Any] = {}
+        self._new_lock = threading.Lock
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD") not in ("PUT", "POST", "DELETE"):
+            return self.app(environ, start_response)
+        path = f"{environ.get('HTTP_HOST', '')}{environ.get('PATH_INFO', '')}"
+        with self._guard:
+            lock = self._locks.setdefault(path, self._new_lock())
+        with lock:
+            return self.app(environ, start_response)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run moto's S3 server on 127.0.0.1 until stdin closes."""
     import logging
@@ -115,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     serving.ThreadedWSGIServer.request_queue_size = 1024  # a deep listen backlog
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
-    app = DomainDispatcherApplication(create_backend_app)
+    app = SerialWrites(DomainDispatcherApplication(create_backend_app))
     server = serving.make_server("127.0.0.1", args.port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     serve_until_stdin_closes(server.server_port, server.shutdown, args.max_seconds)
