@@ -8,9 +8,15 @@ synchronous, as every zarrflow store call is. Batches (``get_many``,
 coroutines, so a remote zarr-python store overlaps its requests.
 
 zarr is imported only when such a store is adapted: zarrflow has no runtime
-dependency on it. Pickling pickles the wrapped store (icechunk sessions and
-zarr's own local and object stores pickle; a zarr ``MemoryStore`` pickles a
-copy, as zarr-python's does).
+dependency on it. zarr-python's store API has no generations or conditional
+writes, so ``supports_generations`` is False here: a partial chunk write is
+safe against writers of the same process (locks) or cluster (distributed
+locks) only, not against independent processes. An icechunk session adds its
+own guard: concurrent sessions conflict at ``commit``.
+
+Pickling pickles the wrapped store (icechunk sessions and zarr's own local
+and object stores pickle; a zarr ``MemoryStore`` pickles a copy, as
+zarr-python's does).
 
 Examples
 --------
