@@ -211,3 +211,14 @@ def test_open_and_open_array_create_from_data(tmp_path):
     b = zf.open_array(str(tmp_path / "oa"), mode="a", data=np.ones((2, 2), "u1"))
     assert isinstance(a, zf.Array) and a[:].tolist() == [0, 1, 2, 3]
     assert b.dtype == np.dtype("u1") and int(b[:].sum()) == 4
+
+
+def test_to_dask_blocks_whole_shards_or_the_stored_chunks(sharded_pair):
+    import dask.array as da
+
+    z, a, data = sharded_pair
+    blocks = a.to_dask().chunks  # zarrflow's tasks: whole shards (one request each)
+    assert all(n % s == 0 for axis, s in zip(blocks, a.shards, strict=True) for n in axis[:-1])
+    one = a.to_dask(chunks_per_task=1)  # the inner chunks, as dask.array.from_zarr gives
+    assert one.chunks == da.from_zarr(z).chunks
+    np.testing.assert_array_equal(one.compute(scheduler="threads"), data)
