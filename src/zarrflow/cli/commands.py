@@ -1,15 +1,19 @@
 """What each ``zarrflow`` subcommand does (argument parsing lives in ``cli``).
 
-Results go to stdout, progress bars to stderr. stdout is flushed before a bar
-starts and every bar ends its line before the next table prints, so the two
-never garble each other on a terminal, and a captured stderr holds one
-finished line per bar (see :class:`~zarrflow.parallel.progress.TextProgressBar`).
+Results go to stdout, progress bars to stderr: only when stderr is a
+terminal, or when ``--progress`` asks for them (then a captured stderr holds
+one finished line per bar), never with ``--quiet``. A bar counts in the unit
+its text uses (chunks, or bytes for ``copy``) and shows the rate and the time
+left. stdout is flushed before a bar starts and every bar ends its line
+before the next table prints, so the two never garble each other (see
+:class:`~zarrflow.parallel.progress.TextProgressBar`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import statistics
 import sys
 import tempfile
@@ -58,14 +62,28 @@ def _say(*parts: Any) -> None:
     print(*parts, flush=True)
 
 
+def _wants_bars(args: argparse.Namespace) -> bool:
+    """Bars when asked (``--progress``), else when stderr is a terminal; never with ``--quiet``."""
+    if getattr(args, "quiet", False):
+        return False
+    if getattr(args, "progress", False):
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 @contextlib.contextmanager
-def _progress(label: str, quiet: bool) -> Iterator[TextProgressBar | None]:
-    """A progress bar on stderr (None when quiet), its line ended on the way out."""
-    if quiet:
+def _progress(
+    label: str, args: argparse.Namespace, unit: str = "chunks"
+) -> Iterator[TextProgressBar | None]:
+    """A progress bar on stderr (None when not wanted), its line ended on the way out."""
+    if not _wants_bars(args):
         yield None
         return
     sys.stdout.flush()
-    with TextProgressBar(label) as bar:
+    with TextProgressBar(label, unit=unit) as bar:
         yield bar
 
 
@@ -150,8 +168,6 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
         ):
             _say(f"Local cluster: 2 workers. Dask dashboard: {client.dashboard_link}")
             yield client
-            if sys.stdin.isatty():
-                input("Press Enter to stop the cluster (the dashboard goes with it) ")
         return
     if getattr(args, "scheduler", None):
         from distributed import Client
@@ -190,10 +206,26 @@ def demo(args: argparse.Namespace) -> int:
         a = _demo_seed(_join(root, "seed.zarr"), data, args.repeat)
         _say(f"Parallel work runs on {_where(client)}.")
         _say()
-        _demo_streams(a, scheduler, args.repeat, args.quiet)
-        _demo_jobs(a, _join(root, "copy.zarr"), scheduler, args.repeat, args.quiet)
+        _demo_streams(a, scheduler, args)
+        _demo_jobs(a, _join(root, "copy.zarr"), scheduler, args)
         _say("Checked: every stream, the map's sums and the written copy equal the seed data.")
+        if args.dashboard:
+            _until_ctrl_c(client.dashboard_link)
     return 0
+
+
+def _until_ctrl_c(link: str) -> None:
+    """Keep the cluster (and its dashboard) up until Ctrl-C (SIGINT)."""
+    _say(f"The cluster keeps running: Dask dashboard at {link}")
+    _say("Press Ctrl-C to stop it.")
+    try:
+        while True:
+            if hasattr(signal, "pause"):
+                signal.pause()  # returns after any signal; SIGINT raises KeyboardInterrupt
+            else:  # pragma: no cover - Windows
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        _say("Stopping the cluster.")
 
 
 def _demo_seed(url: str, data: np.ndarray, repeat: int) -> zf.Array:
@@ -229,12 +261,19 @@ def _consume(stream: Iterator[tuple[tuple[int, ...], np.ndarray]]) -> int:
     return sum(int(chunk.sum(dtype="int64")) for _, chunk in stream)
 
 
-def _demo_streams(a: zf.Array, scheduler: Any, repeat: int, quiet: bool) -> None:
+def _runs_label(name: str, runs: int, nchunks: int) -> str:
+    """A demo bar's label: what runs, and how the chunk count is made up."""
+    return f"{name} ({runs} runs x {nchunks} chunks)"
+
+
+def _demo_streams(a: zf.Array, scheduler: Any, args: argparse.Namespace) -> None:
     """Time chunk_stream sequentially and at concurrency 1/2/4/8, ordered and unordered."""
+    repeat = args.repeat
     expected = int(a[:].sum(dtype="int64"))
     configs = [(0, True)] + [(n, o) for o in (True, False) for n in (1, 2, 4, 8)]
     results: list[tuple[int, bool, float]] = []
-    with _progress("chunk_stream", quiet) as bar:
+    label = _runs_label("chunk_stream", len(configs) * (repeat + 1), a.nchunks)
+    with _progress(label, args) as bar:
         runs = _RunsBar(bar, len(configs) * (repeat + 1), a.nchunks)
         for n, ordered in configs:
 
@@ -262,10 +301,11 @@ def _demo_streams(a: zf.Array, scheduler: Any, repeat: int, quiet: bool) -> None
     _say()
 
 
-def _demo_jobs(a: zf.Array, out: str, scheduler: Any, repeat: int, quiet: bool) -> None:
+def _demo_jobs(a: zf.Array, out: str, scheduler: Any, args: argparse.Namespace) -> None:
     """Time parallel_chunk_map and a chunk-parallel write back; check both."""
+    repeat = args.repeat
     expected = {idx: int(c.sum(dtype="int64")) for idx, c in a.chunk_stream()}
-    with _progress("parallel_chunk_map", quiet) as bar:
+    with _progress(_runs_label("parallel_chunk_map", repeat + 1, a.nchunks), args) as bar:
         runs = _RunsBar(bar, repeat + 1, a.nchunks)
         t_map, sums = _median_time(
             lambda: dict(
@@ -275,14 +315,15 @@ def _demo_jobs(a: zf.Array, out: str, scheduler: Any, repeat: int, quiet: bool) 
         )
     if sums != expected:
         raise ZarrflowError("demo: parallel_chunk_map's per-chunk sums differ from the data's")
-    with _progress("to_zarr (write back)", quiet) as bar:
+    # one write task per chunk here (same chunks, one chunk per read task): tasks are chunks
+    with _progress(_runs_label("to_zarr write back", repeat + 1, a.nchunks), args) as bar:
         runs = _RunsBar(bar, repeat + 1, a.nchunks)
         t_write, copy = _median_time(
             lambda: zf.to_zarr(
                 a.to_dask(chunks_per_task=1),
                 out,
                 chunks=a.chunks,
-                overwrite=True,
+                mode="w",
                 scheduler=scheduler,
                 progress_callback=runs.next(),
             ),
@@ -317,10 +358,60 @@ def _opts(pairs: Sequence[str] | None) -> dict[str, str] | None:
     return out or None
 
 
+def _open_node(args: argparse.Namespace) -> zf.Array | zf.Group:
+    """The node ``URL`` (``--path MEMBER``) names; ``URL/member`` works for any store.
+
+    When ``URL`` itself holds no node, its last parts are tried as a member
+    path inside a group above it (``g.zip/sub/x`` is member ``sub/x`` of ``g.zip``).
+    """
+    opts = _opts(args.storage_option)
+    try:
+        return zf.open(args.url, mode="r", path=args.path, storage_options=opts)
+    except zf.NodeNotFoundError as missing:
+        head, parts = args.url.rstrip("/"), []
+        while "/" in head.split("://", 1)[-1].strip("/"):
+            head, part = head.rsplit("/", 1)
+            parts.insert(0, part)
+            member = "/".join([*parts, *([args.path] if args.path else [])])
+            try:
+                return zf.open(head, mode="r", path=member, storage_options=opts)
+            except (zf.NodeNotFoundError, OSError, ValueError):
+                continue
+        raise missing
+
+
+def _array_paths(group: zf.Group, prefix: str = "") -> list[str]:
+    """The paths of every array below ``group``, sorted."""
+    paths = []
+    for name, member in group.members():
+        if isinstance(member, zf.Group):
+            paths += _array_paths(member, f"{prefix}{name}/")
+        else:
+            paths.append(f"{prefix}{name}")
+    return paths
+
+
+def _open_array(args: argparse.Namespace) -> zf.Array:
+    """The array ``URL`` (``--path``) names; a group is refused, naming its arrays."""
+    node = _open_node(args)
+    if isinstance(node, zf.Array):
+        return node
+    arrays = _array_paths(node)
+    more = f" (and {len(arrays) - 20} more)" if len(arrays) > 20 else ""
+    listed = ", ".join(arrays[:20]) + more
+    raise zf.ContainsGroupError(
+        f"{args.url!r}{f' (path {args.path!r})' if args.path else ''} is a group, not an array; "
+        + (
+            f"name one of its arrays with --path MEMBER or URL/MEMBER: {listed}"
+            if arrays
+            else "it holds no arrays"
+        )
+    )
+
+
 def info(args: argparse.Namespace) -> int:
     """Print an array's or a group's summary (a group's includes its tree)."""
-    node = zf.open(args.url, mode="r", storage_options=_opts(args.storage_option))
-    _say(repr(node.info))
+    _say(repr(_open_node(args).info))
     return 0
 
 
@@ -365,6 +456,9 @@ def _describe(node: zf.Array | zf.Group) -> str:
 
 def copy(args: argparse.Namespace) -> int:
     """Copy (and convert) an array or a whole group, chunk-parallel."""
+    from zarrflow.integrations.copy_target import refuse_overlap
+
+    refuse_overlap(args.src, args.dst)  # before anything is opened
     src = zf.open(args.src, mode="r", storage_options=_opts(args.storage_option))
     with _client(args) as client:
         t0 = time.perf_counter()
@@ -373,18 +467,28 @@ def copy(args: argparse.Namespace) -> int:
     _say(f"copied {args.src} -> {args.dst} in {elapsed:.2f} s")
     _say(f"  from: {_describe(src)}")
     _say(f"  to:   {_describe(out)}")
-    out.store.close()  # finalises a zip archive
+    out.store.close()
     return 0
 
 
+def _bytes_bar(bar: Progress, nbytes: int) -> Progress:
+    """A task-count callback shown as bytes: write tasks hold near-equal blocks of the array."""
+
+    def report(done: int, total: int) -> None:
+        bar(nbytes if done >= total else nbytes * done // max(total, 1), nbytes)
+
+    return report
+
+
 def _copy(args: argparse.Namespace, client: Any) -> zf.Array | zf.Group:
-    """``copy_node`` with the command line's options and a progress bar per array."""
+    """``copy_node`` with the command line's options and a progress bar (in bytes) per array."""
     from zarrflow.integrations.copying import copy_node
 
     with contextlib.ExitStack() as bars:
 
-        def progress_for(path: str) -> Progress | None:
-            return bars.enter_context(_progress(f"copy {path}".strip(), args.quiet))
+        def progress_for(path: str, target: zf.Array) -> Progress | None:
+            bar = bars.enter_context(_progress(f"copy {path}".strip(), args, unit="B"))
+            return None if bar is None else _bytes_bar(bar, target.nbytes)
 
         try:
             return copy_node(
@@ -411,17 +515,21 @@ def _fmt(value: Any) -> str:
 
 
 def stats(args: argparse.Namespace) -> int:
-    """Min, max, mean, std and NaN count of an array, chunk-parallel."""
+    """Min, max, mean, std and NaN count of an array, chunk-parallel (stored chunks only)."""
     from zarrflow.integrations.statistics import array_statistics
 
-    a = zf.open_array(args.url, mode="r", storage_options=_opts(args.storage_option))
+    a = _open_array(args)
     with _client(args) as client:
         t0 = time.perf_counter()
-        with _progress("stats", args.quiet) as bar:
+        with _progress("stats (stored chunks)", args) as bar:
             result = array_statistics(a, scheduler=client, progress_callback=bar)
         elapsed = time.perf_counter() - t0
+    stored = result["chunks_read"]
     layout = f"{a.nchunks} chunks" + (f" (inner; {a.nshards} shards)" if a.shards else "")
-    _say(f"{a.name}: shape {a.shape}, {a.dtype}, {layout} ({elapsed:.2f} s)")
+    _say(
+        f"{a.name}: shape {a.shape}, {a.dtype}, {layout}, {stored} stored and read "
+        f"({elapsed:.2f} s)"
+    )
     for key in ("count", "min", "max", "mean", "std", "nan_count"):
         _say(f"{key:>9}: {_fmt(result[key])}")
     return 0

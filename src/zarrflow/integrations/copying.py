@@ -4,23 +4,46 @@ A copy reads the source through :meth:`Array.to_dask` and writes it with
 :func:`zarrflow.to_zarr`, so every chunk moves in its own Dask task, on the
 local threads or on a cluster. What is not asked to change is kept: the
 compressor and filters (carried across v2 ↔ v3), the fill value, attributes
-and dimension names; an unchanged v3 → v3 copy keeps its exact codec list.
+and dimension names; an unchanged v3 → v3 copy keeps its exact codec list;
+a group whose metadata was consolidated is consolidated in the copy.
+
+Across formats, what xarray reads is kept too (see :mod:`.xarray_conventions`):
+v3 ``dimension_names`` become v2's ``_ARRAY_DIMENSIONS`` attribute and back,
+and the missing-value marker moves between v2's ``fill_value`` and v3's
+``_FillValue`` attribute, so a dataset opens identical after the copy.
+
+The copy cannot destroy data (see :mod:`.copy_target`): a destination that
+is the source, inside it or around it is refused before anything is read; a
+local destination is written under a temporary name and renamed when
+complete; elsewhere a failed copy deletes what it wrote. Arrays too large to
+copy through one Dask graph are refused with one clear line, up front.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from zarrflow.api import StoreLike, create, open, open_group, to_zarr
+import dask
+
+from zarrflow.api import StoreLike, consolidate_metadata, create, open, open_group, to_zarr
 from zarrflow.codecs.pipeline import parse_codecs_v3
 from zarrflow.errors import MetadataError, ZarrflowError
 from zarrflow.hierarchy.array import Array
 from zarrflow.hierarchy.group import Group
+from zarrflow.integrations.copy_target import CopyError, Destination, refuse_overlap
+from zarrflow.integrations.limits import check_chunk_memory, human_bytes
+from zarrflow.integrations.xarray_conventions import converted_conventions
+from zarrflow.metadata import read_consolidated
 
-__all__ = ["copy_node"]
+__all__ = ["MAX_COPY_TASKS", "CopyError", "check_copy_size", "copy_node"]
 
-ProgressFor = Callable[[str], Callable[[int, int], None] | None]
+#: The most read tasks one array's copy may put in a Dask graph (a graph this
+#: large already costs minutes of scheduling); bigger copies are refused up front.
+MAX_COPY_TASKS = 4 * 2**20
+
+ProgressFor = Callable[[str, Array], Callable[[int, int], None] | None]
 
 
 def _inner_codecs_v3(src: Array) -> list[dict[str, Any]]:
@@ -81,20 +104,62 @@ def _array_settings(src: Array, **changes: Any) -> dict[str, Any]:
         raise MetadataError(
             f"array {src.name!r}: shards need Zarr format 3 (the copy would be format {fmt})"
         )
+    attributes, fill_value, dimension_names = converted_conventions(
+        dict(src.attrs), src.fill_value, src.dimension_names, src.dtype, src.zarr_format, fmt
+    )
     settings: dict[str, Any] = {
         "shape": src.shape,
         "dtype": src.dtype,
-        "fill_value": src.fill_value if src.fill_value is not None or fmt == 2 else 0,
+        "fill_value": fill_value,
         "zarr_format": fmt,
         "chunks": changes.get("chunks") or src.chunks,
-        "attributes": dict(src.attrs),
+        "attributes": attributes,
         **_codec_settings(src, fmt, changes.get("compressor")),
     }
-    if src.dimension_names is not None:
-        settings["dimension_names"] = src.dimension_names
+    if dimension_names is not None:
+        settings["dimension_names"] = dimension_names
     if shards is not None:
         settings["shards"] = tuple(shards)
     return settings
+
+
+def check_copy_size(src: Array, chunks: Sequence[int] | None = None) -> None:
+    """Refuse, before anything is read or written, a copy too large to run.
+
+    A copy holds one source chunk (or shard) and one destination block in
+    memory per task, and puts about one read task per ``task_target_bytes``
+    (or per chunk) in a Dask graph: a chunk larger than half the memory, or
+    more than :data:`MAX_COPY_TASKS` tasks, is refused with one clear message.
+
+    Parameters
+    ----------
+    src
+        The array to copy.
+    chunks
+        The destination's chunk (or shard) shape, if it changes.
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> a = zf.create("memory://doc-copy-size", shape=(10**15,), chunks=(10**6,), dtype="u1")
+    >>> check_copy_size(a)
+    Traceback (most recent call last):
+    ...
+    zarrflow.errors.ZarrflowError: array 'memory://doc-copy-size' has 1,000,000,000 chunks ...
+    """
+    check_chunk_memory(src, src.chunks, "read")
+    if chunks is not None:
+        check_chunk_memory(src, chunks, "written")
+    chunk_bytes = max(1, math.prod(src.chunks) * src.dtype.itemsize)
+    per_task = max(1, int(dask.config.get("zarrflow.task_target_bytes")) // chunk_bytes)
+    tasks = -(-src.nchunks // per_task)
+    if tasks > MAX_COPY_TASKS:
+        raise ZarrflowError(
+            f"array {src.name!r} has {src.nchunks:,} chunks "
+            f"({human_bytes(src.nbytes)} uncompressed): "
+            f"its copy would need about {tasks:,} Dask tasks, more than {MAX_COPY_TASKS:,}; "
+            "copy it in parts with zarrflow.to_zarr(..., region=...)"
+        )
 
 
 def check_sharding(shards: Sequence[int], chunks: Sequence[int] | None = None) -> None:
@@ -142,9 +207,16 @@ def _copy_array(
     target = create(
         dst, path=path, overwrite=overwrite, storage_options=storage_options, **settings
     )
-    progress = progress_for(path or "") if progress_for is not None else None
+    progress = progress_for(path or "", target) if progress_for is not None else None
     to_zarr(src.to_dask(), target, scheduler=scheduler, progress_callback=progress)
     return target
+
+
+def _arrays(node: Array | Group) -> list[Array]:
+    """``node`` itself, or every array below the group ``node``."""
+    if isinstance(node, Array):
+        return [node]
+    return [a for _, member in node.members() for a in _arrays(member)]
 
 
 def copy_node(
@@ -179,8 +251,9 @@ def copy_node(
     scheduler
         Where the chunk tasks run (as for :func:`zarrflow.to_zarr`).
     progress_for
-        ``progress_for(path)`` returns the ``progress_callback(done, total)``
-        for the array at ``path`` ("" for a lone array), or None.
+        ``progress_for(path, target)`` returns the ``progress_callback(done, total)``
+        for the array at ``path`` ("" for a lone array), written to the
+        :class:`Array` ``target``, or None. ``done`` and ``total`` count write tasks.
     storage_options, dst_storage_options
         fsspec options for the source and the destination.
 
@@ -191,9 +264,14 @@ def copy_node(
 
     Raises
     ------
+    CopyError
+        When ``dst`` is ``src``, inside it or around it (nothing is read or
+        written), or when the copy failed (the message says what was left:
+        nothing at a local ``dst``, and elsewhere what was written is deleted).
     ZarrflowError
-        When sharding is asked for and this zarrflow cannot write it, before
-        anything is written; and the usual errors of ``open`` and ``create``.
+        When sharding is asked for and this zarrflow cannot write it, or an
+        array is too large to copy (:func:`check_copy_size`), before anything
+        is written; and the usual errors of ``open`` and ``create``.
 
     Examples
     --------
@@ -206,23 +284,49 @@ def copy_node(
     >>> b.zarr_format, b.chunks, int(b[:].sum())
     (3, (2,), 24)
     """
+    refuse_overlap(src, dst)
     changes = {"zarr_format": zarr_format, "chunks": chunks, "shards": shards}
     changes["compressor"] = compressor
     if shards is not None:
         check_sharding(shards, chunks)
     node = open(src, mode="r", storage_options=storage_options)
+    for array in _arrays(node):
+        check_copy_size(array, tuple(shards or chunks) if (shards or chunks) else None)
+    destination = Destination(dst, overwrite, dst_storage_options)
+    destination.check()
+    with destination.writing() as target:
+        out = _copy(node, target, overwrite, scheduler, progress_for, changes, dst_storage_options)
+        out.store.close()  # finalises a zip archive before it is renamed
+    if not destination.local:
+        return out
+    return open(destination.final, mode="r" if destination.is_zip else "r+")
+
+
+def _copy(
+    node: Array | Group,
+    target: StoreLike,
+    overwrite: bool,
+    scheduler: Any,
+    progress_for: ProgressFor | None,
+    changes: dict[str, Any],
+    storage_options: dict[str, Any] | None,
+) -> Array | Group:
+    """Copy ``node`` to ``target``; consolidate the copy when the source was consolidated."""
     if isinstance(node, Array):
         return _copy_array(
-            node, dst, None, overwrite, scheduler, progress_for, changes, dst_storage_options
+            node, target, None, overwrite, scheduler, progress_for, changes, storage_options
         )
+    fmt = changes["zarr_format"] or node.zarr_format
     root = open_group(
-        dst,
+        target,
         mode="w" if overwrite else "w-",
-        zarr_format=zarr_format or node.zarr_format,
+        zarr_format=fmt,
         attributes=dict(node.attrs),
-        storage_options=dst_storage_options,
+        storage_options=storage_options,
     )
     _copy_members(node, root, scheduler, progress_for, changes)
+    if read_consolidated(node.store, node.path) is not None:
+        consolidate_metadata(root.store, path=root.path or None)
     return root
 
 

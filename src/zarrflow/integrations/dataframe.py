@@ -351,16 +351,28 @@ def to_dask_dataframe(
     )
 
 
-def _prepare_target(url: Any, overwrite: bool, storage_options: dict[str, Any] | None, fmt: int):
-    if not overwrite:
-        try:
-            node = zf_open(url, mode="r", storage_options=storage_options)
-        except NodeNotFoundError:
-            pass
-        else:
-            err = ContainsGroupError if isinstance(node, Group) else ContainsArrayError
-            raise err(f"{node.name!r} exists; pass overwrite=True to replace it")
-    return open_group(url, mode="w", zarr_format=fmt, storage_options=storage_options)
+def _dataframe_mode(mode: str | None, overwrite: bool) -> str:
+    """ "w-" (refuse an existing node) or "w" (replace it), from ``mode`` and ``overwrite``."""
+    if overwrite and mode not in (None, "w"):
+        raise ZarrflowError(f"overwrite=True means mode 'w'; it contradicts mode={mode!r}")
+    mode = mode if mode is not None else ("w" if overwrite else "w-")
+    if mode in ("a", "r+"):
+        raise ZarrflowError(
+            f"from_dask_dataframe mode {mode!r}: writing rows into an existing DataFrame group "
+            "is not supported; use mode 'w-' (a new group) or 'w' (replace it)"
+        )
+    if mode not in ("w-", "x", "w"):
+        raise ZarrflowError(f"from_dask_dataframe mode must be 'w-' or 'w', not {mode!r}")
+    return mode
+
+
+def _refuse_existing(url: Any, storage_options: dict[str, Any] | None) -> None:
+    try:
+        node = zf_open(url, mode="r", storage_options=storage_options)
+    except NodeNotFoundError:
+        return
+    err = ContainsGroupError if isinstance(node, Group) else ContainsArrayError
+    raise err(f"{node.name!r} exists; pass mode='w' (or overwrite=True) to replace it")
 
 
 def _known_categories(series: Any) -> Any:
@@ -404,6 +416,7 @@ def from_dask_dataframe(
     chunks: int | None = None,
     overwrite: bool = False,
     *,
+    mode: str | None = None,
     zarr_format: int = 3,
     compressor: Any = "zstd",
     storage_options: dict[str, Any] | None = None,
@@ -417,6 +430,25 @@ def from_dask_dataframe(
     Partition lengths are computed first (one pass), then all columns are
     written in one Dask computation. See the module notes for dtypes.
 
+    ``mode`` follows :func:`zarrflow.to_zarr`: ``"w-"`` (the default) refuses
+    an existing array or group at ``url`` before anything is computed or
+    written; ``"w"`` (or ``overwrite=True``) replaces it.
+
+    Parameters
+    ----------
+    ddf
+        A dask or pandas DataFrame.
+    url
+        Where the group goes: a path, an fsspec URL or a store.
+    chunks
+        Rows per chunk (default: the largest partition).
+    overwrite
+        The same as ``mode="w"``.
+    mode
+        ``"w-"`` (default) or ``"w"``; ``"a"`` and ``"r+"`` are refused.
+    zarr_format, compressor, storage_options, scheduler
+        The arrays' format and compressor, fsspec options, where tasks run.
+
     Examples
     --------
     >>> import pandas as pd
@@ -429,12 +461,14 @@ def from_dask_dataframe(
     """
     import dask.dataframe as dd
 
+    if _dataframe_mode(mode, overwrite) != "w":
+        _refuse_existing(url, storage_options)
     if isinstance(ddf, pd.DataFrame):
         ddf = dd.from_pandas(ddf, npartitions=1)
     targets = _targets(ddf)
     lengths = tuple(int(n) for n in ddf.map_partitions(len).compute(scheduler=scheduler))
     nrows, row_chunk = sum(lengths), int(chunks) if chunks else max(1, *lengths)
-    group = _prepare_target(url, overwrite, storage_options, zarr_format)
+    group = open_group(url, mode="w", zarr_format=zarr_format, storage_options=storage_options)
     writes = []
     for name, series, spec in targets:
         array = group.create_array(

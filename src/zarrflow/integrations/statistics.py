@@ -3,16 +3,24 @@
 Each chunk contributes ``(count, mean, M2, min, max, nan_count)``; partial
 results merge with Chan et al.'s parallel variance update, so the standard
 deviation stays accurate over billions of elements and no chunk is kept.
+
+Only stored chunks are read. Every element of a chunk never written reads as
+the fill value, so those elements join the result as one constant summary,
+computed, not read: a huge, sparsely written array costs what its stored
+chunks cost. A chunk too large to hold in memory is refused up front.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["ChunkMoments", "array_statistics"]
+from zarrflow.errors import ZarrflowError
+
+__all__ = ["ChunkMoments", "array_statistics", "constant_moments"]
 
 
 class ChunkMoments(NamedTuple):
@@ -70,6 +78,28 @@ def merge_moments(a: ChunkMoments, b: ChunkMoments) -> ChunkMoments:
     )
 
 
+def constant_moments(value: Any, n: int) -> ChunkMoments:
+    """The summary of ``n`` elements all equal to ``value``.
+
+    Examples
+    --------
+    >>> constant_moments(2.5, 4)
+    ChunkMoments(count=4, mean=2.5, m2=0.0, min=2.5, max=2.5, nan_count=0)
+    """
+    v = float(value)
+    if n == 0:
+        return ChunkMoments(0, 0.0, 0.0, np.inf, -np.inf, 0)
+    if np.isnan(v):
+        return ChunkMoments(0, 0.0, 0.0, np.inf, -np.inf, n)
+    return ChunkMoments(n, v, 0.0, v, v, 0)
+
+
+def _fill_element(array) -> Any:
+    """What an element of a chunk never written reads as (a null v2 fill value reads as 0)."""
+    fill = array.fill_value
+    return np.zeros((), dtype=array.dtype)[()] if fill is None else fill
+
+
 def array_statistics(
     array,
     scheduler: Any = None,
@@ -78,6 +108,23 @@ def array_statistics(
 ) -> dict[str, Any]:
     """Min, max, mean, standard deviation, element and NaN counts of an array.
 
+    Parameters
+    ----------
+    array
+        A numeric :class:`~zarrflow.Array`.
+    scheduler
+        Where the chunk tasks run (as for ``parallel_chunk_map``).
+    progress_callback
+        ``progress_callback(done, total)`` over the stored chunks read.
+    max_concurrency
+        Chunks in flight at once.
+
+    Returns
+    -------
+    dict
+        ``count`` (non-NaN elements), ``min``, ``max``, ``mean``, ``std``
+        (None when there is no element), ``nan_count``, and ``chunks_read``.
+
     Examples
     --------
     >>> import zarrflow as zf
@@ -85,14 +132,39 @@ def array_statistics(
     >>> a[:] = [1.0, 2.0, 3.0, np.nan]
     >>> array_statistics(a)["nan_count"]
     1
+    >>> huge = zf.create("memory://doc-stats-huge", shape=(10**15,), chunks=(10**6,),
+    ...                  dtype="i1", fill_value=3)
+    >>> huge[:4] = [1, 2, 3, 4]
+    >>> r = array_statistics(huge)
+    >>> r["count"], r["min"], r["max"], r["chunks_read"]
+    (1000000000000000, 1.0, 4.0, 1)
     """
+    from zarrflow.integrations.limits import check_chunk_memory
+
+    try:
+        check_chunk_memory(array, array.chunks, "read")
+    except ZarrflowError:
+        if array.nchunks_initialized:
+            raise
+    chunks_read = 0
+
+    def merge(a: ChunkMoments, b: ChunkMoments) -> ChunkMoments:
+        nonlocal chunks_read
+        chunks_read += 1
+        return merge_moments(a, b)
+
     m = array.reduce_chunks(
         chunk_moments,
-        merge_moments,
+        merge,
+        ChunkMoments(0, 0.0, 0.0, np.inf, -np.inf, 0),
         scheduler=scheduler,
         progress_callback=progress_callback,
         max_concurrency=max_concurrency,
+        skip_missing=True,
     )
+    unread = math.prod(array.shape) - m.count - m.nan_count
+    if unread:
+        m = merge_moments(m, constant_moments(_fill_element(array), unread))
     empty = m.count == 0
     return {
         "count": m.count,
@@ -101,4 +173,5 @@ def array_statistics(
         "mean": None if empty else m.mean,
         "std": None if empty else float(np.sqrt(m.m2 / m.count)),
         "nan_count": m.nan_count,
+        "chunks_read": chunks_read,
     }

@@ -12,13 +12,44 @@ from typing import Any, TextIO
 __all__ = ["TextProgressBar"]
 
 
-class TextProgressBar:
-    """A one-line text progress bar, usable as ``progress_callback``.
+def _count(n: float, unit: str) -> str:
+    """``n`` in ``unit``: bytes with a decimal prefix, anything else as a whole number.
 
-    On a terminal the bar redraws in place (at most ten times a second) and
-    ends with a newline when the work is done. On anything else (a pipe, a
-    log file) only the finished line is written, so captured output holds
-    no carriage returns.
+    Examples
+    --------
+    >>> _count(12_345_678, "B"), _count(1234, "chunks")
+    ('12.3 MB', '1234')
+    """
+    if unit != "B":
+        return f"{int(n)}"
+    for prefix in ("", "k", "M", "G", "T"):
+        if abs(n) < 1000 or prefix == "T":
+            return f"{n:.0f} {prefix}B" if not prefix else f"{n:.1f} {prefix}B"
+        n /= 1000
+    return f"{n:.1f} PB"  # pragma: no cover
+
+
+def _duration(seconds: float) -> str:
+    """A short duration: ``4.2s``, ``3m05s``, ``2h01m``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+class TextProgressBar:
+    """A one-line text progress bar, usable as ``progress_callback(done, total)``.
+
+    The line shows the count in the bar's ``unit`` (``"chunks"``, or ``"B"``
+    for bytes with a decimal prefix), the rate in that unit per second, and
+    while the work runs an estimate of the time left (ETA); the finished
+    line shows the elapsed time. On a terminal the bar redraws in place (at
+    most ten times a second) and ends with a newline when the work is done.
+    On anything else (a pipe, a log file) only the finished line is written,
+    so captured output holds no carriage returns. Library code never makes
+    one: callers that want a bar pass it in, as with fsspec's ``Callback``.
 
     Parameters
     ----------
@@ -30,15 +61,19 @@ class TextProgressBar:
         Bar width in characters.
     live
         Redraw in place; by default, when ``stream`` is a terminal.
+    unit
+        What ``done`` and ``total`` count: ``"chunks"`` (the default), ``"B"``
+        (bytes), or any other plural noun.
 
     Examples
     --------
     >>> import io
     >>> buf = io.StringIO()
-    >>> bar = TextProgressBar("read", stream=buf)
+    >>> bar = TextProgressBar("read", stream=buf, unit="chunks")
     >>> bar(1, 2); bar(2, 2)
-    >>> "100%" in buf.getvalue(), "\\r" in buf.getvalue()
-    (True, False)
+    >>> line = buf.getvalue()
+    >>> "100% 2/2 chunks" in line, "chunks/s" in line, "\\r" in line
+    (True, True, False)
     """
 
     def __init__(
@@ -47,11 +82,13 @@ class TextProgressBar:
         stream: TextIO | None = None,
         width: int = 30,
         live: bool | None = None,
+        unit: str = "chunks",
     ) -> None:
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
         self.live = _isatty(self.stream) if live is None else live
+        self.unit = unit
         self._start = time.perf_counter()
         self._last = 0.0
         self._open = False  # a live line is drawn and not yet ended
@@ -62,13 +99,37 @@ class TextProgressBar:
         if not finished and (not self.live or now - self._last < 0.1):
             return
         self._last = now
-        frac = done / total if total else 1.0
-        filled = round(frac * self.width)
-        bar = "#" * filled + "-" * (self.width - filled)
-        line = f"{self.label:<24} [{bar}] {frac:4.0%} {done}/{total} {now - self._start:5.2f}s"
-        self.stream.write(("\r" if self.live else "") + line + ("\n" if finished else ""))
+        self.stream.write(("\r" if self.live else "") + self.line(done, total, now - self._start))
+        self.stream.write("\n" if finished else "")
         self.stream.flush()
         self._open = self.live and not finished
+
+    def line(self, done: int, total: int, elapsed: float) -> str:
+        """The bar's text for ``done`` of ``total`` after ``elapsed`` seconds.
+
+        Examples
+        --------
+        >>> TextProgressBar("copy", width=4, unit="B").line(500_000, 1_000_000, 2.0)
+        'copy                     [##--]  50% 500.0 kB/1.0 MB 250.0 kB/s ETA 2.0s'
+        """
+        frac = min(1.0, done / total) if total else 1.0
+        filled = round(frac * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        unit = self.unit
+        counts = (
+            f"{_count(done, unit)}/{_count(total, unit)}"
+            if unit == "B"
+            else f"{done}/{total} {unit}"
+        )
+        rate = done / elapsed if elapsed > 0 else 0.0
+        speed = f"{_count(rate, unit)}/s" if unit == "B" else f"{rate:.0f} {unit}/s"
+        if done >= total:
+            when = f"in {_duration(elapsed)}"
+        elif rate > 0:
+            when = f"ETA {_duration((total - done) / rate)}"
+        else:
+            when = "ETA -"
+        return f"{self.label:<24} [{bar}] {frac:4.0%} {counts} {speed} {when}"
 
     def close(self) -> None:
         """End a bar left unfinished (the work failed or stopped early) with a newline."""
