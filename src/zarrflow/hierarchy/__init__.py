@@ -13,5 +13,6 @@ from __future__ import annotations
 
 from zarrflow.hierarchy.array import Array
 from zarrflow.hierarchy.group import Group
+from zarrflow.hierarchy.unreadable import UnreadableMember
 
-__all__ = ["Array", "Group"]
+__all__ = ["Array", "Group", "UnreadableMember"]

@@ -14,24 +14,16 @@ from zarrflow.hierarchy.layout import ArrayLayout
 from zarrflow.hierarchy.node_base import Node
 from zarrflow.indexing import (
     BasicIndexer,
-    CoordinateIndexer,
-    MaskIndexer,
-    OrthogonalIndexer,
-    is_mask_selection,
-    selection_kind,
+    allocate_result,
+    make_indexer,
     slices_from_start_stop,
 )
+from zarrflow.metadata.object_dtypes import object_kind
 from zarrflow.parallel import stream as _stream
 from zarrflow.parallel.dask_read import parallel_read, parallel_write, to_dask
 from zarrflow.storage import Store
 
 __all__ = ["Array"]
-
-
-def _route(selection: Any, shape: tuple[int, ...]) -> str:
-    """Which indexer ``a[selection]`` uses, following NumPy and zarr-python."""
-    kind = selection_kind(selection, shape)
-    return "vindex" if kind in ("coordinate", "mask") else kind
 
 
 class _IndexView:
@@ -143,30 +135,24 @@ class Array(Node, ArrayLayout):
 
     # selection ---------------------------------------------------------------
     def _indexer(self, selection: Any, kind: str):
-        shape, chunks = self.shape, self.shards or self.chunks  # the stored objects' grid
-        if kind == "vindex":
-            kind = "mask" if is_mask_selection(selection, shape) else "coordinate"
+        """The indexer of ``selection``: kind "numpy" (``a[...]``), "orthogonal" or "vindex"."""
         try:
-            if kind == "basic":
-                return BasicIndexer(selection, shape, chunks)
-            if kind == "orthogonal":
-                return OrthogonalIndexer(selection, shape, chunks)
-            if kind == "coordinate":
-                return CoordinateIndexer(selection, shape, chunks)
-            return MaskIndexer(selection, shape, chunks)
+            grid = self.shards or self.chunks  # the stored objects' grid
+            return make_indexer(selection, self.shape, grid, kind)
         except SelectionError as e:
             raise SelectionError(f"array {self.name!r}: {e}") from None
 
     def _get(self, indexer, selection: Any = None) -> np.ndarray:
-        flat = isinstance(indexer, CoordinateIndexer | MaskIndexer)
-        out = np.empty(indexer.shape, dtype=self.dtype)
-        parallel_read(self, indexer, out, flat, selection if not flat else None)
+        out, target = allocate_result(indexer, self.dtype, self.name)
+        parallel_read(self, indexer, target, False, selection)
         if out.ndim == 0:
             return out[()]
         return out
 
     def _prepare_value(self, value: Any, shape: tuple[int, ...]) -> np.ndarray:
         arr = np.asarray(value)
+        if self.dtype.kind == "O":
+            arr = self._variable_length_value(arr)
         if arr.dtype != self.dtype:
             if arr.ndim == 0 and not isinstance(value, np.ndarray | np.generic):
                 ok = np.can_cast(np.min_scalar_type(value), self.dtype, "same_kind") or (
@@ -191,19 +177,40 @@ class Array(Node, ArrayLayout):
                 f"of shape {shape}"
             ) from None
 
+    def _variable_length_value(self, arr: np.ndarray) -> np.ndarray:
+        """Values for a string (or bytes) array: an object array of ``str`` (``bytes``).
+
+        numpy ``U`` (``S``) arrays are converted; anything else is refused
+        before any chunk is written.
+        """
+        kind = object_kind(self.dtype)
+        want, code = {"string": (str, "U"), "variable_length_bytes": (bytes, "S")}.get(
+            kind,  # type: ignore[arg-type]
+            (None, ""),
+        )
+        if want is None:
+            return arr
+        if arr.dtype.kind == code:
+            return arr.astype(object)
+        if arr.dtype.kind == "O" and all(isinstance(v, want) for v in arr.flat):
+            return arr
+        raise ValueShapeError(
+            f"array {self.name!r}: a {kind} array holds {want.__name__} values only, got "
+            f"{arr.dtype} data; convert it first (e.g. .astype({want.__name__}))"
+        )
+
     def _set(self, indexer, value: Any) -> None:
         if self.read_only:
             raise ReadOnlyError(f"array {self.name!r} is read-only: cannot write")
-        flat = isinstance(indexer, CoordinateIndexer | MaskIndexer)
         arr = self._prepare_value(value, tuple(indexer.shape))
-        parallel_write(self, indexer, arr, flat)
+        parallel_write(self, indexer, arr.reshape(indexer.projection_shape), False)
 
     def __getitem__(self, selection: Any) -> Any:
-        kind = _route(selection, self.shape)
-        return self._get(self._indexer(selection, kind), selection if kind == "basic" else None)
+        indexer = self._indexer(selection, "numpy")
+        return self._get(indexer, selection if isinstance(indexer, BasicIndexer) else None)
 
     def __setitem__(self, selection: Any, value: Any) -> None:
-        self._set(self._indexer(selection, _route(selection, self.shape)), value)
+        self._set(self._indexer(selection, "numpy"), value)
 
     @property
     def oindex(self) -> _IndexView:

@@ -8,12 +8,14 @@ from typing import Any
 from zarrflow.errors import (
     ContainsArrayError,
     ContainsGroupError,
+    MetadataError,
     NodeNotFoundError,
     ReadOnlyError,
 )
 from zarrflow.hierarchy.node_base import Node
 from zarrflow.hierarchy.nodes import create_array, create_group, node_exists, open_node
-from zarrflow.metadata import GroupMetadata
+from zarrflow.hierarchy.unreadable import MEMBER_ERRORS, UnreadableMember
+from zarrflow.metadata import GroupMetadata, UnreadableMetadata
 from zarrflow.storage import Store, validate_key
 
 __all__ = ["Group"]
@@ -71,6 +73,8 @@ class Group(Node):
     def __getitem__(self, name: str):
         relpath = validate_key(name)
         meta = self._consolidated_meta(relpath)
+        if isinstance(meta, UnreadableMetadata):
+            raise meta.error
         try:
             return open_node(
                 self._store,
@@ -93,7 +97,10 @@ class Group(Node):
         relpath = validate_key(name)
         if self._consolidated is not None:
             return relpath in self._consolidated
-        return node_exists(self._store, self._child(relpath)) is not None
+        try:
+            return node_exists(self._store, self._child(relpath)) is not None
+        except MetadataError:  # a zarr.json that is not JSON: a member, unreadable
+            return True
 
     def keys(self) -> list[str]:
         """Names of the direct members, sorted."""
@@ -104,7 +111,11 @@ class Group(Node):
         for name in self._store.list_dir(prefix):
             if name in ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"):
                 continue
-            if node_exists(self._store, prefix + name) is not None:
+            try:
+                found = node_exists(self._store, prefix + name)
+            except MetadataError:  # a zarr.json that is not JSON: a member, unreadable
+                found = "unreadable"
+            if found is not None:
                 names.append(name)
         return names
 
@@ -115,8 +126,39 @@ class Group(Node):
         return len(self.keys())
 
     def members(self) -> list[tuple[str, Any]]:
-        """``(name, node)`` for each direct member, sorted by name."""
-        return [(k, self[k]) for k in self.keys()]
+        """``(name, node)`` for each direct member, sorted by name.
+
+        A member that cannot be opened (an unknown codec, data type or
+        extension) is an :class:`~zarrflow.hierarchy.unreadable.UnreadableMember`
+        holding the error ``self[name]`` raises; the other members are
+        unaffected. :meth:`arrays` and :meth:`groups` leave it out.
+        """
+        return [(k, self._member(k)) for k in self.keys()]
+
+    def _member(self, name: str) -> Any:
+        try:
+            return self[name]
+        except MEMBER_ERRORS as e:
+            return UnreadableMember(name, self._child(name), e)
+
+    def unreadable(self) -> list[UnreadableMember]:
+        """The members below this group (at any depth) that cannot be opened.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> g = zf.open_group("memory://doc-unreadable", mode="w")
+        >>> g.store.set("bad/zarr.json", b'{"zarr_format": 3, "node_type": "array"}')
+        >>> [(m.path, type(m.error).__name__) for m in g.unreadable()]
+        [('bad', 'MetadataError')]
+        """
+        found = []
+        for _, node in self.members():
+            if isinstance(node, UnreadableMember):
+                found.append(node)
+            elif isinstance(node, Group):
+                found += node.unreadable()
+        return found
 
     def arrays(self) -> list[tuple[str, Any]]:
         from zarrflow.hierarchy.array import Array
@@ -157,6 +199,8 @@ class Group(Node):
             if isinstance(node, Group):
                 lines.append(f"{indent}{branch}{name}")
                 node._tree_lines(lines, indent + ("    " if last else "│   "))
+            elif isinstance(node, UnreadableMember):
+                lines.append(f"{indent}{branch}{name} (cannot be opened: {node.describe()})")
             else:
                 lines.append(f"{indent}{branch}{name} {node.shape} {node.dtype}")
 

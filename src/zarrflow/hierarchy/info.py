@@ -122,13 +122,25 @@ def array_info(array, complete: bool = False) -> NodeInfo:
 
 
 def group_info(group) -> NodeInfo:
-    """Summarise a group: format, members and the tree below it."""
-    return NodeInfo(
-        [
-            ("Type", "zarrflow.Group"),
-            ("Name", group.name),
-            ("Zarr format", group.zarr_format),
-            ("Members", len(group)),
-            ("Tree", "\n" + group.tree()),
-        ]
-    )
+    """Summarise a group: format, members, those that cannot be opened, and the tree.
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> g = zf.open_group("memory://doc-group-info", mode="w")
+    >>> g.store.set("bad/zarr.json", b"not json")
+    >>> group_info(g)["Unreadable members"].split(":")[0]
+    'bad (MetadataError'
+    """
+    rows: list[tuple[str, Any]] = [
+        ("Type", "zarrflow.Group"),
+        ("Name", group.name),
+        ("Zarr format", group.zarr_format),
+        ("Members", len(group)),
+    ]
+    unreadable = group.unreadable()
+    if unreadable:
+        listed = "; ".join(f"{m.path} ({m.describe()})" for m in unreadable)
+        rows.append(("Unreadable members", listed))
+    rows.append(("Tree", "\n" + group.tree()))
+    return NodeInfo(rows)

@@ -79,13 +79,16 @@ class ArrayLayout:
         >>> a.chunk_grid_shape, a.shard_grid_shape, a.nchunks, a.nshards
         ((5, 5), (3, 3), 25, 9)
         """
-        return tuple(math.ceil(s / c) for s, c in zip(self.shape, self.chunks, strict=True))
+        # a zero chunk length (zarr-python's, along an empty axis) means no chunks there
+        return tuple(
+            math.ceil(s / c) if c else 0 for s, c in zip(self.shape, self.chunks, strict=True)
+        )
 
     @property
     def shard_grid_shape(self) -> tuple[int, ...]:
         """Number of stored objects along each axis: shards, or chunks when not sharded."""
         outer = self.shards or self.chunks
-        return tuple(math.ceil(s / c) for s, c in zip(self.shape, outer, strict=True))
+        return tuple(math.ceil(s / c) if c else 0 for s, c in zip(self.shape, outer, strict=True))
 
     @property
     def nchunks(self) -> int:

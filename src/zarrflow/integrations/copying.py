@@ -32,6 +32,7 @@ from zarrflow.codecs.pipeline import parse_codecs_v3
 from zarrflow.errors import MetadataError, ZarrflowError
 from zarrflow.hierarchy.array import Array
 from zarrflow.hierarchy.group import Group
+from zarrflow.hierarchy.unreadable import UnreadableMember
 from zarrflow.integrations.copy_target import CopyError, Destination, refuse_overlap
 from zarrflow.integrations.limits import check_chunk_memory, human_bytes
 from zarrflow.integrations.xarray_conventions import converted_conventions
@@ -212,6 +213,22 @@ def _copy_array(
     return target
 
 
+def _refuse_unreadable(node: Array | Group) -> None:
+    """Raise :class:`CopyError` naming every member below ``node`` that cannot be read.
+
+    A group whose members zarrflow cannot all open (an unknown codec, data
+    type or extension) is refused before anything is written: a copy without
+    them would look complete and not be.
+    """
+    bad = node.unreadable() if isinstance(node, Group) else []
+    if bad:
+        listed = "; ".join(f"{m.path!r} ({m.describe()})" for m in bad)
+        raise CopyError(
+            f"cannot copy group {node.name!r}: {len(bad)} member(s) cannot be read: {listed}; "
+            "nothing was written"
+        )
+
+
 def _arrays(node: Array | Group) -> list[Array]:
     """``node`` itself, or every array below the group ``node``."""
     if isinstance(node, Array):
@@ -266,7 +283,8 @@ def copy_node(
     ------
     CopyError
         When ``dst`` is ``src``, inside it or around it (nothing is read or
-        written), or when the copy failed (the message says what was left:
+        written), when a member of the group cannot be read (each is named;
+        nothing is written), or when the copy failed (the message says what was left:
         nothing at a local ``dst``, and elsewhere what was written is deleted).
     ZarrflowError
         When sharding is asked for and this zarrflow cannot write it, or an
@@ -290,6 +308,7 @@ def copy_node(
     if shards is not None:
         check_sharding(shards, chunks)
     node = open(src, mode="r", storage_options=storage_options)
+    _refuse_unreadable(node)
     for array in _arrays(node):
         check_copy_size(array, tuple(shards or chunks) if (shards or chunks) else None)
     destination = Destination(dst, overwrite, dst_storage_options)
@@ -338,6 +357,8 @@ def _copy_members(
     changes: dict[str, Any],
 ) -> None:
     for name, member in src.members():
+        if isinstance(member, UnreadableMember):  # it became unreadable after the check
+            member.reraise()
         if isinstance(member, Group):
             child = dst_group.create_group(name, attributes=dict(member.attrs))
             _copy_members(member, child, scheduler, progress_for, changes)

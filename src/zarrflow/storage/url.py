@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import dask
 from fsspec.implementations.local import LocalFileSystem
 
 from zarrflow.errors import StoreError
@@ -14,6 +15,13 @@ from zarrflow.storage.base import Store
 from zarrflow.storage.fsspec_store import FsspecStore
 from zarrflow.storage.local import LocalStore
 from zarrflow.storage.memory import MemoryStore
+from zarrflow.storage.obstore_client import (
+    OBJECT_STORE_SCHEMES,
+    obstore_available,
+    runtime_usable,
+    unmapped_options,
+)
+from zarrflow.storage.obstore_store import ObstoreStore
 from zarrflow.storage.zip import ZipStore
 
 __all__ = ["store_from_url"]
@@ -36,6 +44,8 @@ def store_from_url(
     ``"memory://name"``                         ``MemoryStore(name)``
     ``"zip://path"``, a local ``*.zip`` file    ``ZipStore(path, "r" or "a")``
     a path, ``pathlib.Path``, ``"file://..."``  ``LocalStore(path)``
+    ``s3://``, ``gs://``, ``az://``,            ``ObstoreStore(url, storage_options)``
+    ``http(s)://`` (obstore installed)          (see ``zarrflow.object_store`` below)
     any other URL, chained URLs (``a::b``)      ``FsspecStore(url, storage_options)``
     an fsspec ``FSMap`` (``fs.get_mapper(p)``)  its filesystem and root, as below
     ``(filesystem, path)``                      ``LocalStore(path)`` for a local
@@ -43,6 +53,14 @@ def store_from_url(
                                                 on that filesystem
     a zarr-python ``Store`` (icechunk's too)    ``ZarrPythonStore(store)``
     ==========================================  =====================================
+
+    ``zarrflow.object_store`` chooses the backend of object-store URLs:
+    ``"auto"`` (the default) takes obstore when it is installed and every
+    storage option has an obstore equivalent (and not in a process forked
+    from one that already used obstore: its runtime does not survive
+    ``fork()``), else fsspec; ``"obstore"``
+    always obstore (an error if it is missing or an option does not map);
+    ``"fsspec"`` always fsspec.
 
     Parameters
     ----------
@@ -82,6 +100,8 @@ def store_from_url(
         )
     match = None if "::" in url else _SCHEME.match(url)
     scheme = match.group(1).lower() if match else None
+    if "::" not in url and scheme in OBJECT_STORE_SCHEMES and _use_obstore(url, storage_options):
+        return ObstoreStore(url, storage_options, read_only=read_only)
     if "::" in url or scheme not in (None, "file", "local", "memory", "zip"):
         return FsspecStore(url, storage_options, read_only=read_only)
     if storage_options:
@@ -123,6 +143,29 @@ def _adapt_object(obj: Any, storage_options: Any, read_only: bool) -> Store | No
             raise StoreError(f"storage_options were given with the zarr-python store {obj!r}")
         return ZarrPythonStore(obj)
     return None
+
+
+def _use_obstore(url: str, storage_options: Mapping[str, Any] | None) -> bool:
+    """True when ``zarrflow.object_store`` picks obstore for the object-store ``url``."""
+    choice = dask.config.get("zarrflow.object_store", "auto")
+    if choice == "fsspec":
+        return False
+    if choice == "obstore":
+        if not obstore_available():
+            raise StoreError(
+                f"cannot open {url} with obstore (zarrflow.object_store = 'obstore'): obstore "
+                "is not installed; pip install 'zarrflow[s3]' or obstore"
+            )
+        return True
+    if choice != "auto":
+        raise StoreError(
+            f"invalid zarrflow.object_store {choice!r}: expected 'auto', 'obstore' or 'fsspec'"
+        )
+    return (
+        obstore_available()
+        and runtime_usable()  # not in a child forked after obstore was used
+        and not unmapped_options(url, storage_options)
+    )
 
 
 def _is_zip_path(path: str) -> bool:
