@@ -12,7 +12,20 @@ Examples
 from __future__ import annotations
 
 from zarrflow import config as _config  # noqa: F401 - registers zarrflow.* Dask config defaults
-from zarrflow.api import consolidate_metadata, create, open, open_array, open_group, to_zarr
+from zarrflow.api import (
+    array,
+    consolidate_metadata,
+    create,
+    empty,
+    full,
+    ones,
+    open,
+    open_array,
+    open_consolidated,
+    open_group,
+    to_zarr,
+    zeros,
+)
 from zarrflow.errors import (
     ArrayNotFoundError,
     ChunkFailure,
@@ -86,14 +99,20 @@ __all__ = [
     "WritePlan",
     "ZarrflowError",
     "__version__",
+    "array",
     "batches",
     "consolidate_metadata",
     "create",
+    "empty",
     "from_dask_dataframe",
+    "full",
+    "ones",
     "open",
     "open_array",
+    "open_consolidated",
     "open_group",
     "plan_write",
     "to_dask_dataframe",
     "to_zarr",
+    "zeros",
 ]

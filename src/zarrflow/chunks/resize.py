@@ -39,7 +39,7 @@ def resize_array(array: Array, new_shape: tuple[int, ...]) -> None:
             f"array {array.name!r}: new shape {new_shape} must have {len(old_shape)} "
             "non-negative dimensions"
         )
-    chunks = array.chunks
+    chunks = array.shards or array.chunks  # the stored objects' grid
     io = array._io
     prefix = io.prefix
     for key in list(array.stored_chunk_keys()):

@@ -98,10 +98,9 @@ def _codec_settings(src: Array, fmt: int, compressor: Any) -> dict[str, Any]:
 def _array_settings(src: Array, **changes: Any) -> dict[str, Any]:
     """The ``create`` keywords for a copy of ``src`` with ``changes`` applied."""
     fmt = changes.get("zarr_format") or src.zarr_format
-    inner = getattr(src.metadata, "inner_chunks", None)
     shards = changes.get("shards")
-    if shards is None and inner is not None and not changes.get("chunks") and fmt == 3:
-        shards = src.chunks  # keep the source's sharding
+    if shards is None and src.shards is not None and not changes.get("chunks") and fmt == 3:
+        shards = src.shards  # keep the source's sharding
     if shards is not None and fmt != 3:
         raise MetadataError(
             f"array {src.name!r}: shards need Zarr format 3 (the copy would be format {fmt})"
@@ -114,7 +113,7 @@ def _array_settings(src: Array, **changes: Any) -> dict[str, Any]:
         "dtype": src.dtype,
         "fill_value": fill_value,
         "zarr_format": fmt,
-        "chunks": changes.get("chunks") or inner or src.chunks,
+        "chunks": changes.get("chunks") or src.chunks,
         "attributes": attributes,
         **_codec_settings(src, fmt, changes.get("compressor")),
     }
@@ -149,15 +148,16 @@ def check_copy_size(src: Array, chunks: Sequence[int] | None = None) -> None:
     ...
     zarrflow.errors.ZarrflowError: array 'memory://doc-copy-size' has 1,000,000,000 chunks ...
     """
-    check_chunk_memory(src, src.chunks, "read")
+    stored = src.shards or src.chunks  # the copy reads whole shards (to_dask's blocks)
+    check_chunk_memory(src, stored, "read")
     if chunks is not None:
         check_chunk_memory(src, chunks, "written")
-    chunk_bytes = max(1, math.prod(src.chunks) * src.dtype.itemsize)
+    chunk_bytes = max(1, math.prod(stored) * src.dtype.itemsize)
     per_task = max(1, int(dask.config.get("zarrflow.task_target_bytes")) // chunk_bytes)
-    tasks = -(-src.nchunks // per_task)
+    tasks = -(-src.nshards // per_task)
     if tasks > MAX_COPY_TASKS:
         raise ZarrflowError(
-            f"array {src.name!r} has {src.nchunks:,} chunks "
+            f"array {src.name!r} has {src.nshards:,} {'shards' if src.shards else 'chunks'} "
             f"({human_bytes(src.nbytes)} uncompressed): "
             f"its copy would need about {tasks:,} Dask tasks, more than {MAX_COPY_TASKS:,}; "
             "copy it in parts with zarrflow.to_zarr(..., region=...)"

@@ -120,7 +120,7 @@ class _Source:
 def _read_block(source: _Source, key: tuple[slice, ...], *args: Any, **kwargs: Any) -> np.ndarray:
     """One read task: the chunks of a block, decoded into one output array."""
     array = source.array
-    indexer = BasicIndexer(key, array.shape, array.chunks)
+    indexer = BasicIndexer(key, array.shape, array.shards or array.chunks)
     out = np.empty(indexer.shape, dtype=array.dtype)
     with _TaskScope():
         array._io.read_into(out, indexer)
@@ -144,8 +144,8 @@ def sharded_block_shape(
     """
     io, itemsize = array._io, array.dtype.itemsize
     limit = whole_shard_bytes or dask.config.get("zarrflow.shard_task_bytes", _WHOLE_SHARD_BYTES)
-    if chunks_per_task is None and math.prod(array.chunks) * itemsize <= limit:
-        return block_shape(array.chunks, array.chunk_grid_shape, itemsize)
+    if chunks_per_task is None and math.prod(array.shards) * itemsize <= limit:
+        return block_shape(array.shards, array.shard_grid_shape, itemsize)
     inner, cps = io.inner_shape, io.codec.chunks_per_shard
     blocks = block_shape(inner, io.inner_grid_shape, itemsize, chunks_per_task=chunks_per_task)
     if chunks_per_task is not None:

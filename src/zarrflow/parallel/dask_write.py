@@ -136,7 +136,7 @@ def plan_write(
     shared = 1
     counts = [
         _shared_chunks(b, r.start, c)
-        for b, r, c in zip(x_chunks, region, array.chunks, strict=True)
+        for b, r, c in zip(x_chunks, region, array.shards or array.chunks, strict=True)
     ]
     shared = sum(counts)
     if shared == 0:
@@ -157,7 +157,7 @@ def plan_write(
         )
     aligned = tuple(
         _aligned_blocks(b, r.start, r.stop, c)
-        for b, r, c in zip(x_chunks, region, array.chunks, strict=True)
+        for b, r, c in zip(x_chunks, region, array.shards or array.chunks, strict=True)
     )
     return WritePlan("rechunk", shared, aligned, "rechunked so each chunk has one writer")
 
@@ -177,11 +177,16 @@ def _remote_blocks(
     block_bytes = math.prod(max(b) for b in plan.chunks if b) * itemsize
     if block_bytes * 2 > dask.config.get("zarrflow.task_target_bytes"):
         return None
-    grid = [-(-(r.stop - r.start) // c) for r, c in zip(region, array.chunks, strict=True)]
-    target = block_shape(array.chunks, grid, itemsize)
+    grid = [
+        -(-(r.stop - r.start) // c)
+        for r, c in zip(region, array.shards or array.chunks, strict=True)
+    ]
+    target = block_shape(array.shards or array.chunks, grid, itemsize)
     return tuple(
         _aligned_blocks([max(t, max(b))], r.start, r.stop, c)
-        for t, b, r, c in zip(target, plan.chunks, region, array.chunks, strict=True)
+        for t, b, r, c in zip(
+            target, plan.chunks, region, array.shards or array.chunks, strict=True
+        )
     )
 
 
@@ -193,7 +198,7 @@ def _store_block(
     selection = tuple(
         slice(o + start, o + stop) for o, (start, stop) in zip(offset, location, strict=True)
     )
-    indexer = BasicIndexer(selection, array.shape, array.chunks)
+    indexer = BasicIndexer(selection, array.shape, array.shards or array.chunks)
     value = np.asarray(block)
     if value.dtype != array.dtype:
         value = value.astype(array.dtype)

@@ -64,7 +64,7 @@ class MapChunk:
 
 
 def _grid_indices(array) -> Iterator[Index]:
-    return itertools.product(*(range(n) for n in array.chunk_grid_shape))
+    return itertools.product(*(range(n) for n in array.shard_grid_shape))
 
 
 def _stored_indices(array) -> list[Index]:
