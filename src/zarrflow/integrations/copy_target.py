@@ -29,6 +29,7 @@ from typing import Any
 from zarrflow.errors import ContainsArrayError, ContainsGroupError, ZarrflowError
 from zarrflow.hierarchy.nodes import node_exists
 from zarrflow.storage import LocalStore, Store, ZipStore, store_from_url
+from zarrflow.storage.local import is_temp_name
 
 __all__ = ["CopyError", "Destination", "location", "refuse_overlap"]
 
@@ -199,6 +200,7 @@ class Destination:
             self._replace(temp, os.path.join(head, f".{tail}.old-{token}{suffix}"))
         except BaseException as e:
             _remove(temp)
+            _remove_store_temps(temp)
             if _passes_through(e):
                 raise
             raise _failed(self.final, e, "nothing was written there") from e
@@ -239,6 +241,19 @@ def _passes_through(e: BaseException) -> bool:
 
 def _failed(where: str, e: BaseException, what: str) -> CopyError:
     return CopyError(f"copy to {where!r} failed ({what}): {type(e).__name__}: {e}")
+
+
+def _remove_store_temps(path: str) -> None:
+    """Remove the temp files a store left while writing ``path`` (an unclosed ZipStore's).
+
+    Stores write beside their target as ``.<name>.<16 hex digits>.tmp``, renamed
+    into place on close; a copy that failed never closed its store.
+    """
+    head, tail = os.path.split(path)
+    prefix = f".{tail[:64]}."
+    for name in os.listdir(head or "."):
+        if name.startswith(prefix) and is_temp_name(name):
+            _remove(os.path.join(head, name))
 
 
 def _remove(path: str) -> None:
