@@ -6,6 +6,7 @@ import threading
 import uuid
 from collections import Counter
 
+import dask
 import pytest
 
 from zarrflow.storage import LocalStore, MemoryStore, Store, ZipStore
@@ -74,6 +75,24 @@ def any_store(request, tmp_path) -> Store:
         store = ZipStore(tmp_path / "store.zip", mode="w")
     yield store
     store.close()
+
+
+#: config switching the conditional (generation-checked) partial writes off: with
+#: ``zarrflow.lock: none`` too, both guards of a read-modify-write are off, which
+#: the "switched off" tests use to show their checks can fail
+NO_CONDITIONS = {"zarrflow.conditional_writes": False}
+
+
+@pytest.fixture
+def workers_without_conditions(client):
+    """The cluster's workers with conditional writes off for one test, then on again."""
+
+    def switch(on: bool) -> None:
+        dask.config.set({"zarrflow.conditional_writes": on})  # applies at once, globally
+
+    client.run(switch, False)
+    yield
+    client.run(switch, True)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,10 @@ DEFAULTS: dict = {
         # per-chunk write locking: auto (thread lock locally, distributed lock on a
         # cluster), thread, distributed, or none (unsafe; for benchmarks and tests)
         "lock": "auto",
+        # partial chunk/shard writes are conditional on the generation they read
+        # (retried on conflict) where the store has generations. False only to
+        # demonstrate what that prevents (tests, benchmarks): never in production
+        "conditional_writes": True,
         # reads spanning fewer chunks than this run inline, without a graph
         "inline_chunks": 8,
         # chunk_stream / parallel_chunk_map default concurrency (None: number of cores)

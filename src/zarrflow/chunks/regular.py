@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 import dask
 import numpy as np
 
+from zarrflow.chunks.conditional import read_modify_write
 from zarrflow.chunks.locks import chunk_lock
 from zarrflow.codecs import CodecPipeline
 from zarrflow.errors import (
@@ -458,7 +459,11 @@ class ChunkIO:
         """Write the part of ``value`` that one projection maps into its chunk.
 
         A projection covering the whole chunk is written without reading or
-        locking; any other is a read-modify-write under the chunk's lock.
+        locking (last writer wins); any other is a read-modify-write
+        (:func:`~zarrflow.chunks.conditional.read_modify_write`): conditional on
+        the generation it read, and retried against fresh bytes on conflict, on
+        every store with generations. The chunk's lock is held around it only
+        to avoid contention; on a store without generations it is the only guard.
         """
         src = value.reshape(-1) if flat else value
         part = src[p.out_selection]
@@ -466,12 +471,22 @@ class ChunkIO:
             chunk = self._complete_chunk(p, part)
             self.write_chunk(p.chunk_coords, chunk)
             return
-        with chunk_lock(self.store.url, self.key(p.chunk_coords), lock):
-            chunk = self.read_chunk(p.chunk_coords)
+        key = self.key(p.chunk_coords)
+
+        def merge(old: bytes | None) -> bytes | None:
+            chunk = self.new_chunk() if old is None else self.decode(p.chunk_coords, old)
             if not chunk.flags.writeable:
                 chunk = chunk.copy()
             chunk[p.chunk_selection] = part
-            self.write_chunk(p.chunk_coords, chunk)
+            return self.encode_chunk(p.chunk_coords, chunk)
+
+        with chunk_lock(self.store.url, key, lock):
+            try:
+                read_modify_write(self.store, key, merge, self.name)
+            except StoreError:
+                raise
+            except OSError as e:
+                raise self._write_error(key, e) from e
 
     def _complete_chunk(self, p: ChunkProjection, part: np.ndarray) -> np.ndarray:
         if np.shape(part) == self.chunk_shape:
