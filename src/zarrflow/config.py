@@ -23,6 +23,9 @@ DEFAULTS: dict = {
         # (retried on conflict) where the store has generations. False only to
         # demonstrate what that prevents (tests, benchmarks): never in production
         "conditional_writes": True,
+        # partial reads of a shard take its index and inner chunks from one
+        # generation where the store has generations (False: only to demonstrate)
+        "consistent_reads": True,
         # reads spanning fewer chunks than this run inline, without a graph
         "inline_chunks": 8,
         # chunk_stream / parallel_chunk_map default concurrency (None: number of cores)

@@ -222,7 +222,7 @@ class ShardIO(ChunkIO):
         self.reader.run(jobs)
 
     def read_chunks(
-        self, indices: Sequence[Index], index_cache: dict[Index, np.ndarray] | None = None
+        self, indices: Sequence[Index], index_cache: dict | None = None
     ) -> list[tuple[Index, Any]]:
         """``(index, chunk or exception)`` for inner chunks of the array, trimmed at its edge.
 
