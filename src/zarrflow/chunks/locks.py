@@ -13,6 +13,8 @@ a writer holds one chunk lock at a time.
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,12 +33,36 @@ _STRIPES = [threading.Lock() for _ in range(_N_STRIPES)]
 def lock_name(store_url: str, key: str) -> str:
     """The cluster-wide name of the lock guarding one stored object.
 
+    A local store's URL names its files by their real path
+    (``os.path.realpath``): a symlinked root and the path it points to
+    share their locks. (The lock is only contention avoidance where the store
+    has generations: partial writes there are conditional anyway.)
+
+    Parameters
+    ----------
+    store_url
+        The store's URL (``Store.url``).
+    key
+        The chunk's (or shard's) key.
+
     Examples
     --------
-    >>> lock_name("file:///data/a.zarr", "c/0/1")
-    'zarrflow-lock-file:///data/a.zarr/c/0/1'
+    >>> lock_name("memory://data/a.zarr", "c/0/1")
+    'zarrflow-lock-memory://data/a.zarr/c/0/1'
     """
+    if store_url.startswith("file://"):
+        store_url = "file://" + _real(store_url[len("file://") :])
     return f"zarrflow-lock-{store_url.rstrip('/')}/{key}"
+
+
+@functools.lru_cache(maxsize=256)
+def _real(path: str) -> str:
+    """``os.path.realpath`` of a store root, cached (a root is resolved once per process).
+
+    A cached root that is later re-pointed (a symlink swapped while writers run)
+    keeps its old lock name; the conditional writes keep such writers safe.
+    """
+    return os.path.realpath(path)
 
 
 def _in_distributed_worker() -> bool:

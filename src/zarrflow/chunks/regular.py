@@ -529,9 +529,17 @@ class ChunkIO:
         return failures
 
     def raise_failures(self, failures: list[ChunkFailure]) -> None:
-        """Raise one :class:`~zarrflow.errors.ParallelChunkError` listing ``failures``, if any."""
+        """Raise one :class:`~zarrflow.errors.ParallelChunkError` listing ``failures``, if any.
+
+        Each chunk is listed once: when several tasks each wrote a part of one
+        chunk (``to_zarr(strategy="lock")``) and more than one failed, the
+        first failure of the chunk is kept.
+        """
         if failures:
-            failures = sorted(failures, key=lambda f: f.chunk_index)
+            first: dict[tuple[int, ...], ChunkFailure] = {}
+            for f in failures:
+                first.setdefault(tuple(f.chunk_index), f)
+            failures = sorted(first.values(), key=lambda f: f.chunk_index)
             error = ParallelChunkError(f"array {self.name!r}: writing chunks", failures)
             raise error from failures[0].exception
 
