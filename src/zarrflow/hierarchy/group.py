@@ -59,12 +59,6 @@ class Group(Node):
         super().__init__(store, path, metadata)
         self._consolidated = consolidated  # relative path -> node metadata
 
-    def _persist_attributes(self, attrs: dict[str, Any]) -> None:
-        meta = GroupMetadata(zarr_format=self.zarr_format, attributes=attrs)
-        prefix = f"{self._path}/" if self._path else ""
-        self._store.set_many({prefix + k: v for k, v in meta.to_documents().items()})
-        self._meta = meta
-
     # members ------------------------------------------------------------------
     def _child(self, name: str) -> str:
         name = validate_key(name)  # member names are relative: "/x" and ".." are refused
