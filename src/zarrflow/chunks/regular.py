@@ -143,7 +143,10 @@ class ChunkIO:
     @property
     def chunk_grid_shape(self) -> tuple[int, ...]:
         """Number of stored objects (chunks, or shards) along each axis."""
-        return tuple(-(-s // c) for s, c in zip(self.shape, self.chunk_shape, strict=True))
+        # a zero chunk length (zarr-python's, along an empty axis) means no chunks there
+        return tuple(
+            -(-s // c) if c else 0 for s, c in zip(self.shape, self.chunk_shape, strict=True)
+        )
 
     @property
     def inner_shape(self) -> tuple[int, ...]:

@@ -16,11 +16,8 @@ from zarrflow.hierarchy.metadata_update import update_metadata
 from zarrflow.hierarchy.node_base import Node
 from zarrflow.indexing import (
     BasicIndexer,
-    CoordinateIndexer,
-    MaskIndexer,
-    OrthogonalIndexer,
-    is_mask_selection,
-    selection_kind,
+    allocate_result,
+    make_indexer,
     slices_from_start_stop,
 )
 from zarrflow.metadata.load import load_node
@@ -29,12 +26,6 @@ from zarrflow.parallel.dask_read import parallel_read, parallel_write, to_dask
 from zarrflow.storage import Store
 
 __all__ = ["Array"]
-
-
-def _route(selection: Any, shape: tuple[int, ...]) -> str:
-    """Which indexer ``a[selection]`` uses, following NumPy and zarr-python."""
-    kind = selection_kind(selection, shape)
-    return "vindex" if kind in ("coordinate", "mask") else kind
 
 
 class _IndexView:
@@ -133,7 +124,10 @@ class Array(Node):
     @property
     def chunk_grid_shape(self) -> tuple[int, ...]:
         """Number of chunks along each axis."""
-        return tuple(math.ceil(s / c) for s, c in zip(self.shape, self.chunks, strict=True))
+        # a zero chunk length (zarr-python's, along an empty axis) means no chunks there
+        return tuple(
+            math.ceil(s / c) if c else 0 for s, c in zip(self.shape, self.chunks, strict=True)
+        )
 
     @property
     def nchunks(self) -> int:
@@ -159,24 +153,15 @@ class Array(Node):
 
     # selection ---------------------------------------------------------------
     def _indexer(self, selection: Any, kind: str):
-        shape, chunks = self.shape, self.chunks
-        if kind == "vindex":
-            kind = "mask" if is_mask_selection(selection, shape) else "coordinate"
+        """The indexer of ``selection``: kind "numpy" (``a[...]``), "orthogonal" or "vindex"."""
         try:
-            if kind == "basic":
-                return BasicIndexer(selection, shape, chunks)
-            if kind == "orthogonal":
-                return OrthogonalIndexer(selection, shape, chunks)
-            if kind == "coordinate":
-                return CoordinateIndexer(selection, shape, chunks)
-            return MaskIndexer(selection, shape, chunks)
+            return make_indexer(selection, self.shape, self.chunks, kind)
         except SelectionError as e:
             raise SelectionError(f"array {self.name!r}: {e}") from None
 
     def _get(self, indexer, selection: Any = None) -> np.ndarray:
-        flat = isinstance(indexer, CoordinateIndexer | MaskIndexer)
-        out = np.empty(indexer.shape, dtype=self.dtype)
-        parallel_read(self._engine, indexer, out, flat, selection if not flat else None)
+        out, target = allocate_result(indexer, self.dtype, self.name)
+        parallel_read(self._engine, indexer, target, False, selection)
         if out.ndim == 0:
             return out[()]
         return out
@@ -210,16 +195,15 @@ class Array(Node):
     def _set(self, indexer, value: Any) -> None:
         if self.read_only:
             raise ReadOnlyError(f"array {self.name!r} is read-only: cannot write")
-        flat = isinstance(indexer, CoordinateIndexer | MaskIndexer)
         arr = self._prepare_value(value, tuple(indexer.shape))
-        parallel_write(self._engine, indexer, arr, flat)
+        parallel_write(self._engine, indexer, arr.reshape(indexer.projection_shape), False)
 
     def __getitem__(self, selection: Any) -> Any:
-        kind = _route(selection, self.shape)
-        return self._get(self._indexer(selection, kind), selection if kind == "basic" else None)
+        indexer = self._indexer(selection, "numpy")
+        return self._get(indexer, selection if isinstance(indexer, BasicIndexer) else None)
 
     def __setitem__(self, selection: Any, value: Any) -> None:
-        self._set(self._indexer(selection, _route(selection, self.shape)), value)
+        self._set(self._indexer(selection, "numpy"), value)
 
     @property
     def oindex(self) -> _IndexView:
