@@ -32,7 +32,8 @@ check and decode to the wrong values. So, on a store with generations
 generation (``get_range_versioned``) and the inner chunks pinned to that
 generation (``get_ranges_versioned``); if the shard changed in between
 (:class:`~zarrflow.errors.GenerationConflictError`) the job is read again
-from its index, up to ``_MAX_REREADS`` times, and never returns a mix. A
+from its index, up to ``_MAX_REREADS`` times, then whole in one request
+(which cannot starve behind a busy writer); it never returns a mix. A
 whole-shard read is one ``get`` and so one version already. Such reads go
 one shard at a time (remote ones too: the ranges of one shard overlap, the
 shards do not). A store without generations (zip, plain HTTP) keeps the
@@ -51,7 +52,7 @@ import numpy as np
 
 from zarrflow.codecs import ShardingCodec, coalesce_ranges
 from zarrflow.codecs.sharding import MISSING
-from zarrflow.errors import CodecError, CorruptChunkError, GenerationConflictError, StoreError
+from zarrflow.errors import CodecError, CorruptChunkError, GenerationConflictError
 from zarrflow.indexing import ChunkProjection
 from zarrflow.storage import RangeByteRequest, Store, SuffixByteRequest
 
@@ -62,7 +63,7 @@ Index = tuple[int, ...]
 LOCAL_GAP = 64 * 1024
 REMOTE_GAP = 1024 * 1024
 _INDEX_CACHE_BYTES = 16 * 2**20  # decoded shard indices a cache keeps
-_MAX_REREADS = 50  # a partial read re-reads a shard that changed under it this many times
+_MAX_REREADS = 3  # a partial read re-reads a shard that changed under it, then reads it whole
 
 
 class ShardJob:
@@ -251,7 +252,13 @@ class ShardReader:
         job.generation = got.generation
 
     def _fetch_pinned(self, job: ShardJob) -> None:
-        """Index and inner chunks of one shard, all from one generation (re-read on change)."""
+        """Index and inner chunks of one shard, all from one generation.
+
+        If the shard changes between the index and the ranges, the job is read
+        again from its index; after ``_MAX_REREADS`` such changes (a writer
+        rewriting the shard faster than ranges can be read) it is read whole,
+        in one request, which is always one version.
+        """
         gap = self.gap()
         for _ in range(_MAX_REREADS):
             try:
@@ -272,12 +279,8 @@ class ShardReader:
                 return
             except GenerationConflictError:  # rewritten since the index was read
                 job.index, job.generation, job.pieces = None, None, None
-        raise StoreError(
-            f"array {self.name!r}: shard key {job.key!r} changed under {_MAX_REREADS} reads "
-            f"in a row; no consistent version could be read"
-        )
+        self._fetch_whole([job])
 
-    # decoding -------------------------------------------------------------------------
     def _decode_item(self, job: ShardJob, item: ChunkProjection, piece: Any, scratch: Any) -> Any:
         """Decode one inner chunk into its place; returns the scratch chunk it may have made."""
         inner, target = self.codec.inner, job.target
