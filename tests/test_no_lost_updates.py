@@ -35,7 +35,7 @@ import pytest
 import zarrflow as zf
 from conftest import NO_CONDITIONS
 from zarrflow.chunks.locks import lock_name
-from zarrflow.storage import LocalStore, Store
+from zarrflow.storage import LocalStore, MemoryStore, Store
 from zarrflow.testing.contention import run_appenders, run_counters, run_mixed_reads
 from zarrflow.testing.faults import FaultyStore
 
@@ -373,3 +373,42 @@ def test_a_paused_worker_that_outlived_its_lock_retries_against_fresh_data(clien
     future.result(timeout=60)
     got = zf.open_array(root, mode="r")[...]
     assert got.tolist() == [[5, 5, 0, 0], [9, 9, 9, 9]]
+
+
+class _AttrsChangeWhileListing(MemoryStore):
+    """Sets a root attribute (through another handle) the first time the hierarchy is listed."""
+
+    def __init__(self, generations: bool = True) -> None:
+        super().__init__()
+        self.generations, self.armed = generations, False
+
+    @property
+    def supports_generations(self) -> bool:
+        return self.generations
+
+    def list_dir(self, prefix: str) -> list[str]:
+        if self.armed:
+            self.armed = False
+            zf.open_group(self, mode="r+").attrs["late"] = 1
+        return super().list_dir(prefix)
+
+    def list_prefix(self, prefix: str):
+        if self.armed:
+            self.armed = False
+            zf.open_group(self, mode="r+").attrs["late"] = 1
+        return super().list_prefix(prefix)
+
+
+@pytest.mark.parametrize("generations", [True, False], ids=["cas", "control"])
+def test_consolidating_keeps_an_attribute_set_meanwhile(generations: bool) -> None:
+    """An attribute set while the hierarchy is collected survives consolidation (v3);
+    the control, a store without generations, loses it (a documented limit)."""
+    store = _AttrsChangeWhileListing(generations)
+    g = zf.open_group(store, mode="w")
+    g.create_array("x", shape=(2,), dtype="u1")
+    store.armed = True
+    zf.consolidate_metadata(store)
+    assert not store.armed  # the attribute was set during the consolidation
+    attrs = dict(zf.open_group(store, mode="r").attrs)
+    assert attrs == ({"late": 1} if generations else {})
+    assert "x" in zf.open_group(store, mode="r", use_consolidated=True)

@@ -19,10 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from zarrflow.errors import MetadataError, ReadOnlyError
+from zarrflow.errors import GenerationConflictError, MetadataError, ReadOnlyError
 from zarrflow.metadata.group import GroupMetadata, NodeMetadata
 from zarrflow.metadata.json import json_loads, load_json_object, where
 from zarrflow.metadata.load import METADATA_NAMES, load_node, node_from_json, node_key
+from zarrflow.storage.base import IfGeneration
 from zarrflow.storage.keys import is_valid_key
 
 if TYPE_CHECKING:
@@ -360,7 +361,34 @@ def write_consolidated(
     root = load_node(store, path, zarr_format, node_type="group")
     assert isinstance(root, GroupMetadata)
     nodes = collect_hierarchy(store, path, root.zarr_format)
+    if root.zarr_format == 3 and store.supports_generations:
+        _swap_root(store, path, nodes)
+        return nodes
     docs = root.replace(consolidated=nodes).to_documents()
     name = "zarr.json" if root.zarr_format == 3 else _ZMETADATA
     store.set(node_key(path, name), docs[name])
     return nodes
+
+
+def _swap_root(store: Store, path: str, nodes: dict[str, NodeMetadata]) -> None:
+    """Put ``nodes`` into the root ``zarr.json`` stored now, by compare-and-swap.
+
+    The root's attributes may change while the hierarchy is collected: the
+    consolidated field is added to the document as stored when it is
+    written, never to the copy read before, so no attribute change is undone.
+    """
+    key = node_key(path, "zarr.json")
+    for _ in range(200):
+        found = store.get_versioned(key)
+        if found is None:
+            raise MetadataError(f"{key!r}: the group was deleted while consolidating")
+        root = node_from_json({"zarr.json": load_json_object(found.data, key)}, path or None, 3)
+        if not isinstance(root, GroupMetadata):
+            raise MetadataError(f"{key!r}: no longer a group while consolidating")
+        data = root.replace(consolidated=nodes).to_documents()["zarr.json"]
+        try:
+            store.set_if(key, data, IfGeneration(found.generation))
+            return
+        except GenerationConflictError:
+            continue
+    raise MetadataError(f"{key!r}: changed under 200 attempts to consolidate; not written")
