@@ -35,7 +35,8 @@ import pytest
 import zarrflow as zf
 from conftest import NO_CONDITIONS
 from zarrflow.chunks.locks import lock_name
-from zarrflow.storage import LocalStore, MemoryStore, Store
+from zarrflow.storage import FsspecStore, LocalStore, MemoryStore, Store
+from zarrflow.storage.wrapper import StoreWrapper
 from zarrflow.testing.contention import run_appenders, run_counters, run_mixed_reads
 from zarrflow.testing.faults import FaultyStore
 
@@ -412,3 +413,53 @@ def test_consolidating_keeps_an_attribute_set_meanwhile(generations: bool) -> No
     attrs = dict(zf.open_group(store, mode="r").attrs)
     assert attrs == ({"late": 1} if generations else {})
     assert "x" in zf.open_group(store, mode="r", use_consolidated=True)
+
+
+class _RequestLog(StoreWrapper):
+    """Records each write call by kind: ``("set" | "set_if" | "delete" | "delete_if", key)``."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.log: list[tuple[str, str]] = []
+
+    def set(self, key: str, value: bytes) -> None:
+        self.log.append(("set", key))
+        super().set(key, value)
+
+    def set_if(self, key: str, value: bytes, condition: Any) -> str:
+        self.log.append(("set_if", key))
+        return super().set_if(key, value, condition)
+
+    def delete(self, key: str) -> None:
+        self.log.append(("delete", key))
+        super().delete(key)
+
+    def delete_if(self, key: str, condition: Any) -> None:
+        self.log.append(("delete_if", key))
+        super().delete_if(key, condition)
+
+
+@pytest.mark.parametrize("sharded", [False, True], ids=["chunks", "shards"])
+def test_on_s3_every_partial_write_is_conditional(s3_store_url, s3_storage_options, sharded):
+    """The request log on moto's S3: partial chunk/shard writes (and an all-fill partial
+    write) are set_if/delete_if; whole-chunk writes are plain PUTs; metadata is set_if."""
+    kw = {"chunks": (2, 2), "shards": (2, 4)} if sharded else {"chunks": (2, 4)}
+    zf.create(s3_store_url, shape=(2, 8), dtype="i4", storage_options=s3_storage_options, **kw)
+    log = _RequestLog(FsspecStore(s3_store_url, s3_storage_options))
+    a = zf.open_array(log, mode="r+")
+    a[:, :4] = 1  # whole chunk (or shard) c/0/0
+    whole = list(log.log)
+    log.log.clear()
+    a[0, 4:6] = 2  # part of c/0/1 (absent: IfAbsent)
+    a[1, 5:8] = 3  # part of c/0/1 again (IfGeneration)
+    a[0, 4:6] = 0  # back to fill...
+    a[1, 5:8] = 0  # ...the chunk is all fill: delete_if
+    partial = list(log.log)
+    log.log.clear()
+    a.attrs["k"] = 1
+    a.resize(2, 12)
+    meta = list(log.log)
+    assert whole == [("set", "c/0/0")]
+    assert partial == [("set_if", "c/0/1")] * 3 + [("delete_if", "c/0/1")]
+    assert meta and all(kind == "set_if" for kind, _ in meta)
+    assert a[...].tolist() == [[1] * 4 + [0] * 8] * 2
