@@ -33,6 +33,7 @@ Run: ``python benchmarks/bench_reliability.py [--quick] [--no-s3]``
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import sys
@@ -170,6 +171,88 @@ def symlinked(base: str) -> None:
     _row("symlinked path and real path, 2 threads x 300 (locks alone)", "—", f"{lost} lost")
 
 
+# -- tensorstore, the same harnesses (forked before tensorstore is imported here) ----------------
+def _ts_open(path: str):
+    import tensorstore as ts
+
+    return ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": path}}).result()
+
+
+def _ts_counter(path, cols, rounds, start, results) -> None:
+    try:
+        t = _ts_open(path)
+        start.wait()
+        lost = 0
+        for i in range(rounds):
+            if (t[0, cols].read().result() != i).any():
+                lost += 1
+            t[0, cols].write(np.full(2, i + 1, "i4")).result()
+        results.put(lost)
+    except BaseException as e:  # reported to the parent
+        results.put(repr(e))
+
+
+def _ts_reader(path, reads, start, results) -> None:
+    try:
+        t = _ts_open(path)
+        start.wait()
+        mixed = 0
+        for _ in range(reads):
+            if len(np.unique(t[0, ::8].read().result())) > 1:
+                mixed += 1
+        results.put(mixed)
+    except BaseException as e:
+        results.put(repr(e))
+
+
+def _forked(target, argsets: list[tuple]) -> list:
+    ctx = multiprocessing.get_context("fork")
+    start, results = ctx.Barrier(len(argsets)), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*a, start, results)) for a in argsets]
+    for p in procs:
+        p.start()
+    out = [results.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(30)
+    bad = [o for o in out if isinstance(o, str)]
+    if bad:
+        raise RuntimeError(bad[0])
+    return out
+
+
+def tensorstore_rows(base: str, rounds: int, reads: int) -> None:
+    if "tensorstore" in sys.modules:  # pragma: no cover - forked children must import it afresh
+        raise RuntimeError("run the tensorstore rows before tensorstore is imported")
+    for sharded in (False, True):
+        url = _new(base)
+        _counter_array(url, sharded, None)
+        lost = sum(_forked(_ts_counter, [(url, slice(2 * k, 2 * k + 2), rounds) for k in range(4)]))
+        what = "shard" if sharded else "chunk"
+        _row(f"tensorstore: 4 processes writing parts of one {what} (local)",
+             f"{lost} of {4 * rounds} lost", "—")  # fmt: skip
+    url = _new(base)
+    a = zf.create(url, shape=(1, 64), chunks=(1, 4), shards=(1, 64), dtype="i4")
+    a[...] = 1
+    ctx = multiprocessing.get_context("fork")
+    stop = ctx.Event()
+
+    def rewrite() -> None:
+        b, v = zf.open_array(url, mode="r+"), 2
+        while not stop.is_set():
+            b[...] = v
+            v += 1
+
+    writer = ctx.Process(target=rewrite)
+    writer.start()
+    try:
+        mixed = sum(_forked(_ts_reader, [(url, reads)] * 2))
+    finally:
+        stop.set()
+        writer.join(30)
+    _row("tensorstore: 2 processes reading a shard another rewrites (local)",
+         f"{mixed} of {2 * reads} mixed", "—")  # fmt: skip
+
+
 # -- part 2: the cost ------------------------------------------------------------------------------
 def _round_robin(cases: dict[str, Callable[[], None]], repeat: int) -> dict[str, list[float]]:
     """One warm-up each, then ``repeat`` rounds of one run of every case (load hits all alike)."""
@@ -231,10 +314,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and repetitions")
     parser.add_argument("--no-s3", action="store_true", help="skip the moto S3 rows")
+    parser.add_argument("--only", choices=["table", "cost"], help="one part only")
     args = parser.parse_args()
     rounds, reads, repeat = (40, 1000, 3) if args.quick else (125, 5000, 5)
     base = tempfile.mkdtemp(prefix="bench-reliability-")
-    print("| scenario | zarrflow (mechanism on) | mechanism off |\n|---|---|---|")
+    if args.only == "cost":
+        cost(base, repeat, 1024 if args.quick else 2048)
+        return
+    print("| scenario | result (zarrflow: mechanism on) | zarrflow: mechanism off |\n|---|---|---|")
+    tensorstore_rows(base, rounds, reads)
     lost_updates(base, None, "local", rounds)
     mixed_reads(base, None, "local", reads)
     if not args.no_s3:
@@ -249,7 +337,8 @@ def main() -> None:
     stale_attrs(base)
     failing_chunk(base)
     symlinked(base)
-    cost(base, repeat, 1024 if args.quick else 2048)
+    if args.only is None:
+        cost(base, repeat, 1024 if args.quick else 2048)
 
 
 if __name__ == "__main__":
