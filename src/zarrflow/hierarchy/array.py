@@ -438,6 +438,11 @@ class Array(Node):
         (:func:`~zarrflow.hierarchy.metadata_update.update_metadata`): the
         attributes stored now are kept, whatever this handle had cached.
 
+        Parameters
+        ----------
+        *shape
+            The new shape: one size per dimension, or one sequence of them.
+
         Examples
         --------
         >>> import zarrflow as zf
@@ -479,6 +484,13 @@ class Array(Node):
         claimed region; partial chunks shared with a neighbouring claim are
         conditional read-modify-writes. An append interrupted between the two
         steps (a crash) leaves its rows at the fill value, never garbage.
+
+        Parameters
+        ----------
+        data
+            The values to append: the array's shape on every axis but ``axis``.
+        axis
+            The axis to grow.
 
         Examples
         --------
