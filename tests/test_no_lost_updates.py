@@ -223,7 +223,8 @@ class _FailsOnce(FaultyStore):
     def set_if(self, key: str, value: bytes, condition: Any) -> str:
         with self.lock:
             first = key == self.key and not self.failed.is_set()
-            self.failed.set() if first else None
+            if first:
+                self.failed.set()
         if first:
             raise zf.StoreError(f"injected: writing {key!r} failed")
         return super().set_if(key, value, condition)
