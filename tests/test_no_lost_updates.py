@@ -464,3 +464,34 @@ def test_on_s3_every_partial_write_is_conditional(s3_store_url, s3_storage_optio
     assert partial == [("set_if", "c/0/1")] * 3 + [("delete_if", "c/0/1")]
     assert meta and all(kind == "set_if" for kind, _ in meta)
     assert a[...].tolist() == [[1] * 4 + [0] * 8] * 2
+
+
+def _read_in_child(url: str, options: dict, results: Any) -> None:
+    b = zf.open_array(url, mode="r", storage_options=options)
+    results.put(b[:, 4:60:8])
+
+
+def test_remote_partial_reads_of_several_shards_overlap_and_survive_a_fork(
+    s3_store_url: str, s3_storage_options: dict
+) -> None:
+    """Pinned reads of several S3 shards go side by side on a shared pool; a process
+    forked after the parent used that pool reads too (the pool is started afresh).
+
+    Control, run once without the at-fork reset: the child hung (queue.Empty).
+    """
+    import multiprocessing
+
+    data = np.arange(8 * 64, dtype="f4").reshape(8, 64)
+    a = zf.create(s3_store_url, shape=data.shape, chunks=(8, 4), shards=(8, 16), dtype="f4",
+                  storage_options=s3_storage_options)  # fmt: skip
+    a[...] = data
+    b = zf.open_array(s3_store_url, mode="r", storage_options=s3_storage_options)
+    np.testing.assert_array_equal(b[:, 4:60:8], data[:, 4:60:8])  # 4 shards, part of each
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_read_in_child, args=(s3_store_url, s3_storage_options, results))
+    child.start()
+    got = results.get(timeout=60)
+    child.join(30)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(got, data[:, 4:60:8])

@@ -34,9 +34,10 @@ generation (``get_ranges_versioned``); if the shard changed in between
 (:class:`~zarrflow.errors.GenerationConflictError`) the job is read again
 from its index, up to ``_MAX_REREADS`` times, then whole in one request
 (which cannot starve behind a busy writer); it never returns a mix. A
-whole-shard read is one ``get`` and so one version already. Such reads go
-one shard at a time (remote ones too: the ranges of one shard overlap, the
-shards do not). A store without generations (zip, plain HTTP) keeps the
+whole-shard read is one ``get`` and so one version already. Locally such
+reads go one shard at a time; on a remote store the shards of one call are
+read side by side by a small process-wide pool of threads (each shard's two
+round trips overlap the others'). A store without generations (zip, plain HTTP) keeps the
 batched, unpinned reads: a mix is possible there if someone rewrites the
 shard while it is read. ``zarrflow.consistent_reads: False`` forces that path
 everywhere, only to show what pinning prevents.
@@ -44,7 +45,10 @@ everywhere, only to show what pinning prevents.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dask
@@ -64,6 +68,34 @@ LOCAL_GAP = 64 * 1024
 REMOTE_GAP = 1024 * 1024
 _INDEX_CACHE_BYTES = 16 * 2**20  # decoded shard indices a cache keeps
 _MAX_REREADS = 3  # a partial read re-reads a shard that changed under it, then reads it whole
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _remote_pool() -> ThreadPoolExecutor:
+    """The process's threads overlapping pinned reads of several remote shards.
+
+    Each thread only waits on the store (whose requests stay bounded by
+    ``zarrflow.io_concurrency``); nothing it runs submits more work here, so
+    callers on any number of Dask threads cannot deadlock on it.
+    """
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(16, thread_name_prefix="zarrflow-shard-read")
+        return _POOL
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's threads did not come along; start afresh."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 class ShardJob:
@@ -237,8 +269,11 @@ class ShardReader:
         if not partial:
             return
         if self.pinned():
-            for job in partial:
-                self._fetch_pinned(job)
+            if self.store.is_remote and len(partial) > 1:  # overlap the shards' round trips
+                list(_remote_pool().map(self._fetch_pinned, partial))
+            else:
+                for job in partial:
+                    self._fetch_pinned(job)
         else:
             self._fetch_partial(partial)
 
