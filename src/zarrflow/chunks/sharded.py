@@ -35,6 +35,7 @@ from zarrflow.codecs import CodecPipeline, ShardingCodec
 from zarrflow.codecs.sharding import MISSING
 from zarrflow.errors import CodecError, StoreError
 from zarrflow.indexing import BasicIndexer, ChunkProjection
+from zarrflow.metadata import chunk_grid_shape
 from zarrflow.storage import Store
 
 __all__ = ["ShardIO"]
@@ -63,7 +64,7 @@ class ShardIO(ChunkIO):
     >>> a = zf.create("memory://doc-shard-io", shape=(8, 8), chunks=(2, 2), shards=(4, 4),
     ...               dtype="i4")
     >>> a[0:3, 0:3] = 1
-    >>> type(a.engine).__name__, int(a[:].sum()), a.nchunks_initialized
+    >>> type(a.engine).__name__, int(a[:].sum()), a.nshards_initialized
     ('ShardIO', 9, 1)
     """
 
@@ -84,8 +85,7 @@ class ShardIO(ChunkIO):
     @property
     def inner_grid_shape(self) -> tuple[int, ...]:
         """Number of inner chunks along each axis of the array."""
-        shape = self.metadata.shape
-        return tuple(math.ceil(s / c) for s, c in zip(shape, self.inner_shape, strict=True))
+        return chunk_grid_shape(self.metadata.shape, self.inner_shape)
 
     def shard_of(self, inner: Sequence[int]) -> tuple[Index, Index]:
         """``(shard coords, local inner coords)`` of an inner chunk of the array."""
