@@ -42,6 +42,7 @@ from zarrflow.parallel.dask_write import WritePlan, plan_write
 __version__ = "0.1.0"
 
 _LAZY = {
+    "profile": "zarrflow.telemetry.profile",
     "batches": "zarrflow.integrations.loader",
     "to_dask_dataframe": "zarrflow.integrations.dataframe",
     "from_dask_dataframe": "zarrflow.integrations.dataframe",
@@ -90,6 +91,7 @@ __all__ = [
     "open_array",
     "open_group",
     "plan_write",
+    "profile",
     "to_dask_dataframe",
     "to_zarr",
 ]
