@@ -52,6 +52,7 @@ from zarrflow.parallel.dask_write import WritePlan
 __version__ = "0.1.0"
 
 _LAZY = {
+    "profile": "zarrflow.telemetry.profile",
     "batches": "zarrflow.integrations.loader",
     "to_dask_dataframe": "zarrflow.integrations.dataframe",
     "from_dask_dataframe": "zarrflow.integrations.dataframe",
@@ -102,6 +103,7 @@ __all__ = [
     "open_array",
     "open_group",
     "plan_write",
+    "profile",
     "to_dask_dataframe",
     "to_zarr",
 ]

@@ -1,0 +1,164 @@
+"""Telemetry events: what a chunk operation spent its time on, sent to registered hooks.
+
+Any layer may report a phase of its work (a storage request, a decode, a
+copy into place, a lock wait, a retry) as an :class:`Event`. Events go to the
+callbacks registered with :func:`add_hook` / :class:`hook` and nowhere else:
+with no hook registered, reporting costs one truth test of :data:`HOOKS` at
+each reporting site, and nothing is timed::
+
+    from zarrflow.telemetry.events import HOOKS, emit
+
+    if HOOKS:
+        t0 = time.perf_counter()
+    data = store.get(key)
+    if HOOKS:
+        emit("read", "storage", time.perf_counter() - t0, nbytes=len(data), count=1)
+
+Hooks are process-wide (every thread's work reaches them), called in the
+thread that did the work; a hook must be quick and thread-safe. A hook that
+raises is removed, so telemetry never breaks a read or a write.
+
+Phases used by zarrflow: ``storage`` (requests; bytes transferred),
+``decode`` / ``encode`` (detail: the codecs; bytes decoded or encoded),
+``place`` (copies into the result or the chunk), ``lock_wait`` (waiting for
+a chunk lock), ``conflict`` (a conditional write that found another
+version and will retry), ``retry`` (a transient storage failure retried),
+``cache_hit`` / ``cache_miss``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["HOOKS", "Event", "add_hook", "emit", "hook", "remove_hook"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One phase of one operation, over ``count`` chunks (a batch reports once).
+
+    Attributes
+    ----------
+    operation
+        What the caller asked for: ``read``, ``write``, ``stream``, ``map``, ...
+    phase
+        Where the time went (see the module docstring).
+    seconds
+        Wall-clock time of the phase.
+    nbytes
+        Bytes moved or processed (0 when not meaningful).
+    count
+        Chunks (or requests) the event covers.
+    detail
+        Free text: the codec names, the store kind.
+    """
+
+    operation: str
+    phase: str
+    seconds: float
+    nbytes: int = 0
+    count: int = 1
+    detail: str = ""
+
+
+#: the registered callbacks; reporting sites test it before timing anything
+HOOKS: list[Callable[[Event], None]] = []
+_lock = threading.Lock()
+
+
+def add_hook(fn: Callable[[Event], None]) -> None:
+    """Send every event to ``fn`` from now on.
+
+    Parameters
+    ----------
+    fn
+        Called with each :class:`Event`, in the thread that did the work.
+
+    Examples
+    --------
+    >>> seen = []
+    >>> add_hook(seen.append)
+    >>> emit("read", "decode", 0.001, nbytes=10)
+    >>> remove_hook(seen.append); seen[0].phase
+    'decode'
+    """
+    with _lock:
+        HOOKS.append(fn)
+
+
+def remove_hook(fn: Callable[[Event], None]) -> None:
+    """Stop sending events to ``fn`` (no error if it was not registered).
+
+    Parameters
+    ----------
+    fn
+        A callback given to :func:`add_hook`.
+
+    Examples
+    --------
+    >>> remove_hook(print)
+    """
+    with _lock:
+        for i, registered in enumerate(HOOKS):
+            if registered == fn:
+                del HOOKS[i]
+                break
+
+
+def emit(
+    operation: str,
+    phase: str,
+    seconds: float,
+    nbytes: int = 0,
+    count: int = 1,
+    detail: str = "",
+) -> None:
+    """Report one phase to every hook (call it only when :data:`HOOKS` is non-empty).
+
+    Parameters
+    ----------
+    operation, phase, seconds, nbytes, count, detail
+        The fields of the :class:`Event`.
+
+    Examples
+    --------
+    >>> with hook(lambda e: print(e.operation, e.phase, e.nbytes)):
+    ...     emit("write", "encode", 0.002, nbytes=4096)
+    write encode 4096
+    """
+    event = Event(operation, phase, seconds, nbytes, count, detail)
+    for fn in tuple(HOOKS):
+        try:
+            fn(event)
+        except Exception:  # a broken hook goes; the read or write it watched goes on
+            remove_hook(fn)
+
+
+class hook:
+    """Register ``fn`` for the duration of a ``with`` block.
+
+    Parameters
+    ----------
+    fn
+        Called with each :class:`Event`.
+
+    Examples
+    --------
+    >>> events = []
+    >>> with hook(events.append):
+    ...     emit("read", "storage", 0.01, nbytes=100)
+    >>> len(events), HOOKS == []
+    (1, True)
+    """
+
+    def __init__(self, fn: Callable[[Event], None]) -> None:
+        self.fn = fn
+
+    def __enter__(self) -> Callable[[Event], None]:
+        add_hook(self.fn)
+        return self.fn
+
+    def __exit__(self, *exc_info: object) -> None:
+        remove_hook(self.fn)
