@@ -7,7 +7,16 @@ any layer, like :mod:`zarrflow.errors`); :mod:`.profile` gathers events into
 
 from __future__ import annotations
 
-from zarrflow.telemetry.events import HOOKS, Event, add_hook, emit, hook, remove_hook
+from zarrflow.telemetry.events import (
+    HOOKS,
+    Event,
+    add_hook,
+    emit,
+    emit_since,
+    hook,
+    operation,
+    remove_hook,
+)
 from zarrflow.telemetry.profile import PhaseTotal, Profile, profile
 
 __all__ = [
@@ -17,7 +26,9 @@ __all__ = [
     "Profile",
     "add_hook",
     "emit",
+    "emit_since",
     "hook",
+    "operation",
     "profile",
     "remove_hook",
 ]

@@ -29,10 +29,22 @@ version and will retry), ``retry`` (a transient storage failure retried),
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
-__all__ = ["HOOKS", "Event", "add_hook", "emit", "hook", "remove_hook"]
+__all__ = [
+    "HOOKS",
+    "Event",
+    "add_hook",
+    "current_operation",
+    "emit",
+    "emit_since",
+    "hook",
+    "operation",
+    "remove_hook",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +78,8 @@ class Event:
 #: the registered callbacks; reporting sites test it before timing anything
 HOOKS: list[Callable[[Event], None]] = []
 _lock = threading.Lock()
+#: the operation the current thread's chunk work belongs to (set by the parallel layer)
+_OPERATION: ContextVar[str | None] = ContextVar("zarrflow_operation", default=None)
 
 
 def add_hook(fn: Callable[[Event], None]) -> None:
@@ -134,6 +148,102 @@ def emit(
             fn(event)
         except Exception:  # a broken hook goes; the read or write it watched goes on
             remove_hook(fn)
+
+
+def current_operation(default: str) -> str:
+    """The operation :class:`operation` set in this thread, else ``default``.
+
+    Parameters
+    ----------
+    default
+        What the caller does when nobody named the operation (``read``, ``write``).
+
+    Examples
+    --------
+    >>> current_operation("read")
+    'read'
+    >>> with operation("stream"):
+    ...     current_operation("read")
+    'stream'
+    """
+    return _OPERATION.get() or default
+
+
+def emit_since(
+    started: float,
+    default_operation: str,
+    phase: str,
+    nbytes: int = 0,
+    count: int = 1,
+    detail: str = "",
+) -> None:
+    """Report a phase that began at ``started`` (``time.perf_counter()``) and ends now.
+
+    The operation is the one :class:`operation` set in this thread, else
+    ``default_operation`` (what the reporting site does: ``read`` or ``write``).
+    A reporting site times only when :data:`HOOKS` is non-empty::
+
+        t0 = time.perf_counter() if HOOKS else 0.0
+        values = store.get_many(keys)
+        if t0:
+            emit_since(t0, "read", "storage", nbytes=..., count=len(keys))
+
+    Parameters
+    ----------
+    started
+        ``time.perf_counter()`` when the phase began.
+    default_operation
+        The operation's name when no :class:`operation` is set.
+    phase, nbytes, count, detail
+        The fields of the :class:`Event`.
+
+    Examples
+    --------
+    >>> with hook(lambda e: print(e.operation, e.phase)), operation("stream"):
+    ...     emit_since(time.perf_counter(), "read", "decode")
+    stream decode
+    """
+    emit(
+        _OPERATION.get() or default_operation,
+        phase,
+        time.perf_counter() - started,
+        nbytes,
+        count,
+        detail,
+    )
+
+
+class operation:
+    """Name the operation that chunk work in this ``with`` block (this thread) belongs to.
+
+    The parallel layer sets it in each task (``stream``, ``map``); chunk work
+    outside any (``a[...]``, ``to_dask``, writes) reports as ``read`` or
+    ``write``. Setting it costs one context-variable write, hooks or not.
+
+    Parameters
+    ----------
+    name
+        The operation's name in events.
+
+    Examples
+    --------
+    >>> with hook(lambda e: print(e.operation)), operation("map"):
+    ...     emit_since(time.perf_counter(), "read", "storage")
+    map
+    """
+
+    __slots__ = ("name", "token")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.token = None
+
+    def __enter__(self) -> str:
+        self.token = _OPERATION.set(self.name)
+        return self.name
+
+    def __exit__(self, *exc_info: object) -> None:
+        _OPERATION.reset(self.token)
 
 
 class hook:
