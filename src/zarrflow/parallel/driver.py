@@ -1,8 +1,10 @@
 """Run one function over many chunk indices, streaming results back with bounded memory.
 
-This is the engine under ``chunk_stream``, ``parallel_chunk_map`` and
-``reduce_chunks``. Each chunk's work is one call of ``work(chunk_index)``; the
-calls run as Dask tasks, which read *batches* of consecutive chunks:
+This is the scheduler under ``chunk_stream``, ``parallel_chunk_map`` and
+``reduce_chunks``. Work runs as Dask tasks over *batches* of consecutive
+chunks: either ``work(chunk_index)`` once per chunk, or — what the streams
+use — ``work(batch)`` once per batch (:class:`Body`), so that a task reads its
+chunks with one batched request and one batched decode:
 
 * ``sync`` — inline in the caller's thread, in grid order;
 * ``threads`` — Dask graph executions on the local threaded scheduler (so
