@@ -21,6 +21,7 @@ from zarrflow.api import (
     plan_write,
     to_zarr,
 )
+from zarrflow.chunks.cache import ChunkCache
 from zarrflow.errors import (
     ArrayNotFoundError,
     ChunkFailure,
@@ -71,6 +72,7 @@ def __getattr__(name: str):
 __all__ = [
     "Array",
     "ArrayNotFoundError",
+    "ChunkCache",
     "ChunkFailure",
     "ChunkTimeoutError",
     "CodecError",

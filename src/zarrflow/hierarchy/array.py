@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from zarrflow.chunks import ChunkEngine, open_engine
+from zarrflow.chunks import ChunkCache, ChunkEngine, open_engine, resolve_chunk_cache
 from zarrflow.chunks.resize import append_shape, resize_chunks
 from zarrflow.errors import ReadOnlyError, SelectionError, ValueShapeError
 from zarrflow.hierarchy.node_base import Node
@@ -74,11 +74,53 @@ class Array(Node):
         metadata,
         *,
         write_empty_chunks: bool = False,
+        chunk_cache: ChunkCache | int | None = None,
     ) -> None:
         super().__init__(store, path, metadata)
+        self._chunk_cache = resolve_chunk_cache(chunk_cache)
         self._engine = open_engine(
-            store, self._path, metadata, write_empty_chunks=write_empty_chunks
+            store,
+            self._path,
+            metadata,
+            write_empty_chunks=write_empty_chunks,
+            chunk_cache=self._chunk_cache,
         )
+
+    @property
+    def chunk_cache(self) -> ChunkCache | None:
+        """The cache of decoded chunks this array reads through (None: none)."""
+        return self._chunk_cache
+
+    def use_chunk_cache(self, chunk_cache: ChunkCache | int) -> Array:
+        """Read through ``chunk_cache`` from now on (a ChunkCache, or bytes; 0: no cache).
+
+        Parameters
+        ----------
+        chunk_cache
+            A :class:`~zarrflow.ChunkCache` (shared with other arrays), a size
+            in bytes for a new one, or 0 to stop caching.
+
+        Returns
+        -------
+        Array
+            This array.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-use-cache", shape=(4,), chunks=(2,), dtype="u1")
+        >>> a.use_chunk_cache(2**20).chunk_cache.max_bytes
+        1048576
+        """
+        self._chunk_cache = None if chunk_cache is None else resolve_chunk_cache(chunk_cache)
+        self._engine = open_engine(
+            self._store,
+            self._path,
+            self._meta,
+            write_empty_chunks=self._engine.write_empty_chunks,
+            chunk_cache=self._chunk_cache,
+        )
+        return self
 
     @property
     def engine(self) -> ChunkEngine:
@@ -160,7 +202,11 @@ class Array(Node):
             self._store.delete(prefix + ".zattrs")
         self._meta = metadata
         self._engine = open_engine(
-            self._store, self._path, metadata, write_empty_chunks=self._engine.write_empty_chunks
+            self._store,
+            self._path,
+            metadata,
+            write_empty_chunks=self._engine.write_empty_chunks,
+            chunk_cache=self._chunk_cache,
         )
 
     # selection ---------------------------------------------------------------
@@ -507,7 +553,13 @@ class Array(Node):
         # the URL (store) and metadata travel, never the data
         return (
             _rebuild_array,
-            (self._store, self._path, self._meta, self._engine.write_empty_chunks),
+            (
+                self._store,
+                self._path,
+                self._meta,
+                self._engine.write_empty_chunks,
+                self._chunk_cache if self._chunk_cache is not None else 0,
+            ),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -517,5 +569,9 @@ class Array(Node):
         return hash(self.name)
 
 
-def _rebuild_array(store: Store, path: str, metadata, write_empty_chunks: bool) -> Array:
-    return Array(store, path, metadata, write_empty_chunks=write_empty_chunks)
+def _rebuild_array(
+    store: Store, path: str, metadata, write_empty_chunks: bool, chunk_cache: ChunkCache | int = 0
+) -> Array:
+    return Array(
+        store, path, metadata, write_empty_chunks=write_empty_chunks, chunk_cache=chunk_cache
+    )
