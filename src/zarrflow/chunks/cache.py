@@ -31,14 +31,22 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CacheEntry", "ChunkCache", "default_chunk_cache", "resolve_chunk_cache"]
+__all__ = [
+    "CacheEntry",
+    "ChunkCache",
+    "default_chunk_cache",
+    "process_chunk_cache",
+    "resolve_chunk_cache",
+]
 
-_PROCESS_CACHES: dict[str, ChunkCache] = {}
+_PROCESS_CACHES: dict[str, ChunkCache] = {}  # copies unpickled here: kept for later tasks
+_ORIGINALS: weakref.WeakValueDictionary[str, ChunkCache] = weakref.WeakValueDictionary()
 _PROCESS_LOCK = threading.Lock()
 _DEFAULT: list[ChunkCache] = []  # the cache zarrflow.chunk_cache_bytes asks for, once built
 
@@ -90,10 +98,11 @@ class ChunkCache:
         self.evictions = 0
         self._entries: OrderedDict[tuple[str, str], CacheEntry] = OrderedDict()
         self._lock = threading.Lock()
+        _ORIGINALS[self.token] = self  # unpickled in this process, it is itself
 
     def __reduce__(self):
         # a worker process gets its own cache of the same settings (one per token)
-        return (_process_cache, (self.token, self.max_bytes, self.max_age))
+        return (process_chunk_cache, (self.token, self.max_bytes, self.max_age))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -211,12 +220,33 @@ class ChunkCache:
             self.nbytes = 0
 
 
-def _process_cache(token: str, max_bytes: int, max_age: float | None) -> ChunkCache:
-    """This process's cache of ``token`` (made on first use, then shared by its tasks)."""
+def process_chunk_cache(token: str, max_bytes: int, max_age: float | None = None) -> ChunkCache:
+    """This process's copy of the cache ``token`` names (made on first use, then shared).
+
+    A :class:`ChunkCache` unpickles as this: every task a worker process runs
+    with one cache uses that worker's single copy.
+
+    Parameters
+    ----------
+    token
+        :attr:`ChunkCache.token` of the cache.
+    max_bytes, max_age
+        Its settings, for the copy made on first use.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> cache = ChunkCache(1000)
+    >>> pickle.loads(pickle.dumps(cache)) is cache
+    True
+    >>> process_chunk_cache("made-elsewhere", 1000) is process_chunk_cache("made-elsewhere", 1)
+    True
+    """
     with _PROCESS_LOCK:
-        cache = _PROCESS_CACHES.get(token)
+        cache = _ORIGINALS.get(token) or _PROCESS_CACHES.get(token)
         if cache is None:
             cache = ChunkCache(max_bytes, max_age)
+            del _ORIGINALS[cache.token]
             cache.token = token
             _PROCESS_CACHES[token] = cache
         return cache
