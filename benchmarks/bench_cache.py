@@ -1,0 +1,127 @@
+"""Issue 15: the chunk cache on a remote store — repeated ``a[sel]`` over a hot set.
+
+Setup: moto's S3 server (a child process) behind the latency proxy (a child
+process, ``--delay`` seconds per request, default 0.05); a 2048 x 2048
+float32 array in 128 x 128 chunks (256 chunks of 64 KiB, zstd). Workload:
+``--reads`` selections of 256 x 256 at random offsets, 90 % of them inside a
+hot region of 768 x 768 (at most 49 chunks, 3 MiB decoded) and 10 % anywhere
+(seeded: every contender reads the same sequence). Contenders, each a fresh
+``zf.open`` (an empty cache), run round-robin ``--repeat`` times:
+
+* ``no cache`` — the default;
+* ``cache 32 MiB`` — ``chunk_cache=32 * 2**20``: every hit is revalidated
+  with an ``If-None-Match`` GET (a round trip, no bytes, no decode): never stale;
+* ``cache 32 MiB, max_age 60 s`` — hits younger than a minute are served
+  without asking S3 (the opt-in staleness bound);
+* ``cache 1 MiB`` — a bound smaller than the hot set (LRU churn).
+
+Reported per contender: median seconds for the sequence, speed-up over no
+cache, hit ratio, the cache's peak bytes against its bound (sampled after
+every read), and every result checked against the data. Run::
+
+    python benchmarks/bench_cache.py [--reads 60] [--repeat 3] [--delay 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import zarrflow as zf
+from zarrflow.testing.processes import ServerProcess
+from zarrflow.testing.s3_server import S3Server
+
+SHAPE, CHUNKS, WINDOW, HOT = (2048, 2048), (128, 128), 256, 768
+MiB = 2**20
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--reads", type=int, default=60, help="selections per sequence")
+    p.add_argument("--repeat", type=int, default=3, help="rounds (default 3)")
+    p.add_argument("--delay", type=float, default=0.05, help="seconds per request")
+    return p.parse_args()
+
+
+def selections(n: int, seed: int = 0) -> list[tuple[slice, slice]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        limit = HOT if rng.random() < 0.9 else SHAPE[0]
+        i, j = rng.integers(0, limit - WINDOW + 1, size=2)
+        out.append((slice(int(i), int(i) + WINDOW), slice(int(j), int(j) + WINDOW)))
+    return out
+
+
+def run(url: str, options: dict, cache, sels, data) -> tuple[float, float, int]:
+    """Seconds for the sequence, the hit ratio, and the cache's peak bytes."""
+    a = zf.open(url, mode="r", storage_options=options, chunk_cache=cache)
+    peak = 0
+    t0 = time.perf_counter()
+    for sel in sels:
+        got = a[sel]
+        if a.chunk_cache is not None:
+            peak = max(peak, a.chunk_cache.nbytes)
+        if not np.array_equal(got, data[sel]):
+            raise AssertionError(f"wrong data for {sel}")
+    seconds = time.perf_counter() - t0
+    ratio = a.chunk_cache.hit_ratio if a.chunk_cache is not None else 0.0
+    return seconds, ratio, peak
+
+
+def main() -> None:
+    args = parse_args()
+    data = np.random.default_rng(1).integers(0, 100, SHAPE).astype("f4")
+    sels = selections(args.reads)
+    contenders = {
+        "no cache": (None, None),
+        "cache 32 MiB": (32 * MiB, None),
+        "cache 32 MiB, max_age 60 s": (32 * MiB, 60.0),
+        "cache 1 MiB": (1 * MiB, None),
+    }
+    results: dict[str, list[tuple[float, float, int]]] = {k: [] for k in contenders}
+    with (
+        S3Server() as s3,
+        ServerProcess(
+            "zarrflow.testing.latency_proxy",
+            ["--target", s3.endpoint_url, "--delay", str(args.delay)],
+        ) as proxy,
+    ):
+        s3.create_bucket("bench-cache")
+        url = "s3://bench-cache/hot.zarr"
+        a = zf.create(
+            url, shape=SHAPE, chunks=CHUNKS, dtype="f4", storage_options=s3.storage_options()
+        )
+        a[:] = data
+        options = s3.storage_options(proxy.url)
+        for _ in range(args.repeat):
+            for name, (nbytes, max_age) in contenders.items():
+                cache = None if nbytes is None else zf.ChunkCache(nbytes, max_age=max_age)
+                results[name].append(run(url, options, cache, sels, data))
+    base = statistics.median(r[0] for r in results["no cache"])
+    print(
+        f"{args.reads} reads of {WINDOW}x{WINDOW} float32 (90 % in a {HOT}x{HOT} hot region), "
+        f"S3 (moto) behind a {args.delay * 1e3:.0f} ms proxy, median of {args.repeat}\n"
+    )
+    print(
+        "| contender | seconds | ms per read | speed-up | hit ratio | peak cache MiB | bound MiB |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, runs in results.items():
+        seconds = statistics.median(r[0] for r in runs)
+        ratio = statistics.median(r[1] for r in runs)
+        peak = max(r[2] for r in runs)
+        bound = contenders[name][0]
+        if bound is not None and peak > bound:
+            raise AssertionError(f"{name}: the cache held {peak} bytes, over its bound {bound}")
+        print(
+            f"| {name} | {seconds:.2f} | {seconds / args.reads * 1e3:.0f} | {base / seconds:.2f}x "
+            f"| {ratio:.0%} | {peak / MiB:.1f} | {'-' if bound is None else bound // MiB} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
