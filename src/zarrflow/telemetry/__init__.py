@@ -16,6 +16,7 @@ from zarrflow.telemetry.events import (
     hook,
     operation,
     remove_hook,
+    report_conflict,
 )
 from zarrflow.telemetry.profile import PhaseTotal, Profile, profile
 
@@ -31,4 +32,5 @@ __all__ = [
     "operation",
     "profile",
     "remove_hook",
+    "report_conflict",
 ]

@@ -44,6 +44,7 @@ __all__ = [
     "hook",
     "operation",
     "remove_hook",
+    "report_conflict",
 ]
 
 
@@ -211,6 +212,30 @@ def emit_since(
         count,
         detail,
     )
+
+
+def report_conflict(seconds: float = 0.0, detail: str = "") -> None:
+    """Report that a conditional write found another version and will merge and retry.
+
+    For the read-modify-write loops (``GenerationConflictError`` caught):
+    phase ``conflict``, operation ``write`` unless one is set; ``seconds``
+    the time the lost attempt cost. Free when no hook is registered.
+
+    Parameters
+    ----------
+    seconds
+        Time spent on the attempt that lost.
+    detail
+        What conflicted (e.g. ``chunk`` or ``shard``).
+
+    Examples
+    --------
+    >>> with hook(lambda e: print(e.operation, e.phase, e.detail)):
+    ...     report_conflict(0.01, "chunk")
+    write conflict chunk
+    """
+    if HOOKS:
+        emit(_OPERATION.get() or "write", "conflict", seconds, 0, 1, detail)
 
 
 class operation:
