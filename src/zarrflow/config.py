@@ -56,6 +56,11 @@ DEFAULTS: dict = {
         # changed; None: always revalidate by generation (stores without
         # generations are then not cached)
         "chunk_cache_max_age": None,
+        # parsed zarr.json documents a process keeps for opening nodes (0: no cache);
+        # revalidated by generation unless younger than metadata_cache_max_age seconds
+        # (see zarrflow.metadata.cache)
+        "metadata_cache_entries": 0,
+        "metadata_cache_max_age": None,
     }
 }
 

@@ -48,7 +48,7 @@ __all__ = [
 _PROCESS_CACHES: dict[str, ChunkCache] = {}  # copies unpickled here: kept for later tasks
 _ORIGINALS: weakref.WeakValueDictionary[str, ChunkCache] = weakref.WeakValueDictionary()
 _PROCESS_LOCK = threading.Lock()
-_DEFAULT: list[ChunkCache] = []  # the cache zarrflow.chunk_cache_bytes asks for, once built
+_DEFAULT: dict[tuple[int, float | None], ChunkCache] = {}  # zarrflow.chunk_cache_*'s caches
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +255,7 @@ def process_chunk_cache(token: str, max_bytes: int, max_age: float | None = None
 def default_chunk_cache() -> ChunkCache | None:
     """The process-wide cache ``zarrflow.chunk_cache_bytes`` asks for (None when 0 or unset).
 
-    Changing the setting gives a new cache from then on.
+    One cache per setting (size and ``zarrflow.chunk_cache_max_age``).
 
     Examples
     --------
@@ -274,10 +274,10 @@ def default_chunk_cache() -> ChunkCache | None:
     max_age = dask.config.get("zarrflow.chunk_cache_max_age", None)
     max_age = None if max_age is None else float(max_age)
     with _PROCESS_LOCK:
-        if _DEFAULT and (_DEFAULT[0].max_bytes, _DEFAULT[0].max_age) == (nbytes, max_age):
-            return _DEFAULT[0]
-        _DEFAULT[:] = [ChunkCache(nbytes, max_age)]
-        return _DEFAULT[0]
+        cache = _DEFAULT.get((nbytes, max_age))
+        if cache is None:
+            cache = _DEFAULT[(nbytes, max_age)] = ChunkCache(nbytes, max_age)
+        return cache
 
 
 def resolve_chunk_cache(chunk_cache: ChunkCache | int | None) -> ChunkCache | None:
