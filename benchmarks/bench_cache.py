@@ -17,9 +17,14 @@ hot region of 768 x 768 (at most 49 chunks, 3 MiB decoded) and 10 % anywhere
 
 Reported per contender: median seconds for the sequence, speed-up over no
 cache, hit ratio, the cache's peak bytes against its bound (sampled after
-every read), and every result checked against the data. Run::
+every read), and every result checked against the data.
 
-    python benchmarks/bench_cache.py [--reads 60] [--repeat 3] [--delay 0.05]
+A second table opens ``--arrays`` arrays of one (not consolidated) group,
+twice, with ``zf.open_array(url, path=name)``: without the metadata cache,
+with it (``zarrflow.metadata_cache_entries``; each open revalidated), and
+with ``zarrflow.metadata_cache_max_age`` 60 s. Run::
+
+    python benchmarks/bench_cache.py [--reads 60] [--repeat 3] [--delay 0.05] [--arrays 40]
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--reads", type=int, default=60, help="selections per sequence")
     p.add_argument("--repeat", type=int, default=3, help="rounds (default 3)")
     p.add_argument("--delay", type=float, default=0.05, help="seconds per request")
+    p.add_argument("--arrays", type=int, default=40, help="arrays opened, metadata table")
     return p.parse_args()
 
 
@@ -72,6 +78,47 @@ def run(url: str, options: dict, cache, sels, data) -> tuple[float, float, int]:
     return seconds, ratio, peak
 
 
+def open_many(url: str, options: dict, names: list[str], config: dict) -> float:
+    """Seconds to open every array twice, under ``config``."""
+    import dask
+
+    with dask.config.set(config):
+        t0 = time.perf_counter()
+        for _ in range(2):
+            for name in names:
+                zf.open_array(url, path=name, mode="r", storage_options=options)
+        return time.perf_counter() - t0
+
+
+def metadata_table(url: str, direct: dict, options: dict, n: int, repeat: int) -> None:
+    g = zf.open_group(url, mode="w", storage_options=direct)
+    names = [f"a{i}" for i in range(n)]
+    for name in names:
+        g.create_array(name, shape=(10,), chunks=(5,), dtype="f4")
+    contenders = {
+        "no metadata cache": {"zarrflow.metadata_cache_entries": 0},
+        "metadata cache": {"zarrflow.metadata_cache_entries": 4096},
+        "metadata cache, max_age 60 s": {
+            "zarrflow.metadata_cache_entries": 4096,
+            "zarrflow.metadata_cache_max_age": 60,
+        },
+    }
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    for i in range(repeat):
+        for name, config in contenders.items():
+            fresh = dict(config)
+            if fresh["zarrflow.metadata_cache_entries"]:
+                fresh["zarrflow.metadata_cache_entries"] += i  # a new, empty cache each round
+            times[name].append(open_many(url, options, names, fresh))
+    base = statistics.median(times["no metadata cache"])
+    print(f"\nopening {n} arrays of one group twice ({2 * n} opens), median of {repeat}\n")
+    print("| contender | seconds | ms per open | speed-up |")
+    print("|---|---|---|---|")
+    for name, runs in times.items():
+        seconds = statistics.median(runs)
+        print(f"| {name} | {seconds:.2f} | {seconds / (2 * n) * 1e3:.0f} | {base / seconds:.2f}x |")
+
+
 def main() -> None:
     args = parse_args()
     data = np.random.default_rng(1).integers(0, 100, SHAPE).astype("f4")
@@ -92,11 +139,11 @@ def main() -> None:
     ):
         s3.create_bucket("bench-cache")
         url = "s3://bench-cache/hot.zarr"
-        a = zf.create(
-            url, shape=SHAPE, chunks=CHUNKS, dtype="f4", storage_options=s3.storage_options()
-        )
+        direct = s3.storage_options()
+        a = zf.create(url, shape=SHAPE, chunks=CHUNKS, dtype="f4", storage_options=direct)
         a[:] = data
         options = s3.storage_options(proxy.url)
+        metadata_table("s3://bench-cache/group.zarr", direct, options, args.arrays, args.repeat)
         for _ in range(args.repeat):
             for name, (nbytes, max_age) in contenders.items():
                 cache = None if nbytes is None else zf.ChunkCache(nbytes, max_age=max_age)
