@@ -75,7 +75,6 @@ from common import (
     ts_array,
     zarr_array,
 )
-from zarrflow.parallel.stream import ReadChunks
 from zarrflow.storage import Store
 
 SEQUENTIAL = "`chunk_stream()` (sequential)"
@@ -123,6 +122,9 @@ class NoHandOff:
     """
 
     def __init__(self, a: zf.Array) -> None:
+        # here, not at import: a --baseline child may import an older zarrflow
+        from zarrflow.parallel.stream import ReadChunks
+
         work, grid = ReadChunks(a.engine), list(np.ndindex(*a.chunk_grid_shape))
         self.parts = [[(work, i) for i in grid[k::CORES]] for k in range(CORES)]
         self.pool = ThreadPoolExecutor(CORES)
