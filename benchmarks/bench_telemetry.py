@@ -58,10 +58,15 @@ def child(src: str, path: str, mode: str, inner: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", required=True, help="src/ of the tree without telemetry")
+    parser.add_argument(
+        "--current", default=None, help="src/ of the tree measured (default: this one's)"
+    )
     parser.add_argument("--rounds", type=int, default=9, help="fresh processes per contender")
     parser.add_argument("--inner", type=int, default=7, help="timed reads per process")
     args = parser.parse_args()
-    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+    here = args.current or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"
+    )
     sys.path.insert(0, here)
     import numpy as np
 
