@@ -338,3 +338,20 @@ def test_metadata_cache_keeps_at_most_its_entries(tmp_path):
         assert cache.read(store, f"n{i}/zarr.json", bytes) == b"{}"
     assert len(cache) == 3
     assert cache.read(store, "missing/zarr.json", bytes) is None
+
+
+def test_a_resize_drops_the_entries_of_the_chunks_it_deletes(tmp_path):
+    """Shown to fail with the mechanism switched off: without the drop in
+    ``resize_chunks`` the grown array reads the deleted chunks' old values."""
+    a = zf.create(
+        str(tmp_path / "r.zarr"),
+        shape=(20,),
+        chunks=(5,),
+        dtype="i4",
+        chunk_cache=ChunkCache(2**20, max_age=3600),
+    )
+    a[:] = np.arange(1, 21, dtype="i4")
+    assert a[:].sum() == 210 and len(a.chunk_cache) == 4
+    a.resize((8,))  # chunks 2 and 3 deleted, chunk 1 cut (a partial write)
+    a.resize((20,))
+    assert a[:].tolist() == [*range(1, 9), *[0] * 12]
