@@ -355,3 +355,31 @@ def test_a_resize_drops_the_entries_of_the_chunks_it_deletes(tmp_path):
     a.resize((8,))  # chunks 2 and 3 deleted, chunk 1 cut (a partial write)
     a.resize((20,))
     assert a[:].tolist() == [*range(1, 9), *[0] * 12]
+
+
+def test_many_threads_read_through_one_small_cache(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = np.arange(256 * 256, dtype="i4").reshape(256, 256)
+    a = zf.create(str(tmp_path / "t.zarr"), shape=data.shape, chunks=(16, 16), dtype="i4")
+    a[:] = data
+    bound = 20 * 16 * 16 * 4  # 20 of the 256 chunks
+    b = zf.open_array(str(tmp_path / "t.zarr"), mode="r", chunk_cache=bound)
+    rng = np.random.default_rng(3)
+    windows = [tuple(rng.integers(0, 200, 2)) for _ in range(400)]
+
+    def read(w):
+        i, j = w
+        got = b[i : i + 40, j : j + 40]
+        assert b.chunk_cache.nbytes <= bound
+        return np.array_equal(got, data[i : i + 40, j : j + 40])
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(read, windows))
+    cache = b.chunk_cache
+    assert cache.nbytes <= bound and cache.hits > 0 and cache.evictions > 0
+    assert cache.nbytes == sum(
+        e.chunk.nbytes
+        for k in b.engine.stored_chunk_coords()
+        if (e := cache.get(b.store.url, b.engine.key(k))) is not None
+    )

@@ -174,12 +174,12 @@ class ChunkCache:
             old = self._entries.pop((store_url, key), None)
             if old is not None:
                 self.nbytes -= old.chunk.nbytes
-            self._entries[(store_url, key)] = entry
-            self.nbytes += nbytes
-            while self.nbytes > self.max_bytes:
+            while self.nbytes + nbytes > self.max_bytes:  # room first: never over the bound
                 _, evicted = self._entries.popitem(last=False)
                 self.nbytes -= evicted.chunk.nbytes
                 self.evictions += 1
+            self._entries[(store_url, key)] = entry
+            self.nbytes += nbytes
 
     def drop(self, store_url: str, key: str) -> None:
         """Forget ``key`` (no error when it is not held).
