@@ -1,6 +1,9 @@
 """Issue 5: the ``remote`` workload — the seed array behind cloud-like latency.
 
-Two setups, each measured in one run side by side with the peers:
+Three setups, each measured in one run side by side with the peers. zarrflow
+runs with each of its object-store backends: obstore (the default where it is
+installed) and fsspec (s3fs / fsspec's aiohttp filesystem, selected with
+``zarrflow.object_store = "fsspec"``).
 
 (a) **S3**: moto's S3 server (a child process) behind
     :class:`~zarrflow.testing.latency_proxy.LatencyProxy` (a child process too)
@@ -18,9 +21,15 @@ Two setups, each measured in one run side by side with the peers:
     directly and with Dask, each at its defaults and best tuned
     (``async.concurrency`` 64; ``num_workers`` 64). The latency-bound ideal is
     ``ceil(chunks / concurrency) × one GET``.
+(c) **Client CPU per GET**: moto's server (no proxy), 400 objects of 16 KiB,
+    read by ``ObstoreStore`` and by ``FsspecStore`` (s3fs) from the same server
+    in the same run — one batch (``get_many``) and one at a time (``get``). The
+    CPU time of this process (every thread: obstore's tokio workers, fsspec's
+    loop; the server is another process) divided by the 400 requests is what a
+    request costs the client; on 2 cores it caps a remote read.
 
 Every read is checked against the source data. Run:
-``python benchmarks/bench_remote.py [--part a|b|both] [--repeat N]``
+``python benchmarks/bench_remote.py [--part a|b|c|all] [--repeat N]``
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ import numpy as np
 
 import zarrflow as zf
 from common import SEED, Case, Goals, Table, check_equal, print_header, run_table, scratch_dir
-from zarrflow.storage import FsspecStore
+from zarrflow.storage import FsspecStore, ObstoreStore, store_from_url
 from zarrflow.testing.processes import ServerProcess
 from zarrflow.testing.s3_server import S3Server
 
@@ -46,7 +55,7 @@ NCHUNKS = SEED.nchunks
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=["a", "b", "both"], default="both")
+    p.add_argument("--part", choices=["a", "b", "c", "all"], default="all")
     p.add_argument("--repeat", type=int, default=5, help="timed repetitions (default 5)")
     p.add_argument("--s3-delay", type=float, default=0.05, help="seconds per request, (a)")
     p.add_argument("--http-delay", type=float, default=0.1, help="seconds per request, (b)")
@@ -101,9 +110,14 @@ def sequential_loop(array: zf.Array) -> Callable[[], np.ndarray]:
     return run
 
 
+FSSPEC = {"zarrflow.object_store": "fsspec"}
+
+
 def zarrflow_reads(url: str, options: dict | None, data: np.ndarray) -> dict[str, Case]:
-    """zarrflow at io_concurrency 8/32/64 and at its defaults."""
+    """zarrflow at io_concurrency 8/32/64 and at its defaults; its fsspec backend too."""
     a = zf.open(url, mode="r", storage_options=options)
+    with dask.config.set(FSSPEC):
+        b = zf.open(url, mode="r", storage_options=options)
     cases = {
         "zarrflow `a[:]` (defaults)": Case(checked(lambda: a[:], data, "zf a[:]"), "io 64"),
         "zarrflow `zf.open(url)[:]` (defaults, open included)": Case(
@@ -118,6 +132,14 @@ def zarrflow_reads(url: str, options: dict | None, data: np.ndarray) -> dict[str
         cases[f"zarrflow `a[:]`, io_concurrency={n}"] = Case(
             checked(read, data, f"zf io {n}"), f"io {n}"
         )
+    cases |= {
+        "zarrflow `a[:]`, fsspec backend": Case(
+            checked(lambda: b[:], data, "fsspec a[:]"), "io 64"
+        ),
+        "zarrflow `to_dask().compute()`, fsspec backend": Case(
+            checked(lambda: b.to_dask().compute(), data, "fsspec to_dask"), "io 64"
+        ),
+    }
     return cases
 
 
@@ -150,7 +172,7 @@ def zarr_python_reads(zarr_store: Any, data: np.ndarray) -> dict[str, Case]:
 
 
 def one_get(url: str, options: dict | None, key: str) -> Callable[[], None]:
-    store = FsspecStore(url, options, read_only=True)
+    store = store_from_url(url, options, read_only=True)  # the default backend
     return lambda: store.get(key)
 
 
@@ -212,6 +234,7 @@ def http_goals(table: Table) -> Goals:
         1.5 * ideal,
         "s",
     )
+    goals.at_most("defaults (`a[:]`) within 1.5× of the ideal", zf_default, 1.5 * ideal, "s")
     return goals
 
 
@@ -224,7 +247,8 @@ def s3_write_cases(s3: S3Server, options: dict, data: np.ndarray) -> dict[str, C
 
     a = SEED.create("s3://bench/write-zf.zarr", storage_options=options)
     x = da.from_array(data, chunks=SEED.chunks)
-    store = FsspecStore("s3://bench/write-batch.zarr", options)
+    store = ObstoreStore("s3://bench/write-batch.zarr", options)
+    fsspec_store = FsspecStore("s3://bench/write-batch-fsspec.zarr", options)
     encoder = SEED.create("memory://bench-remote-encoded")  # the same chunks, encoded once
     encoder[:] = data
     encoded = {k: encoder.store.get(k) for k in encoder.store.list_prefix("c/")}
@@ -249,8 +273,11 @@ def s3_write_cases(s3: S3Server, options: dict, data: np.ndarray) -> dict[str, C
     return {
         "zarrflow `a[:] = x` (defaults)": Case(assign, "Dask threads"),
         "zarrflow `to_zarr(dask_array)` (defaults)": Case(to_zarr, "Dask threads"),
-        "FsspecStore.set_many(100 encoded chunks) (batched PUTs)": Case(
+        "ObstoreStore.set_many(100 encoded chunks) (batched PUTs)": Case(
             lambda: store.set_many(encoded), "io 64", note="what a batched write path gives"
+        ),
+        "FsspecStore.set_many(100 encoded chunks) (batched PUTs)": Case(
+            lambda: fsspec_store.set_many(encoded), "io 64", note="the same through s3fs"
         ),
         "zarr-python `arr[:] = x` (defaults)": Case(zarr_assign, "async 10"),
         "zarr-python + Dask `x.store(arr)` (defaults)": Case(zarr_dask_store, "Dask threads"),
@@ -282,13 +309,70 @@ def bench_s3(data: np.ndarray, delay: float, repeat: int) -> list[Table]:
     return [reads, writes]
 
 
+# (c) client CPU per GET -----------------------------------------------------------------------
+
+CPU_GETS, CPU_SIZE = 400, 16 * 2**10
+
+
+def bench_client_cpu(repeat: int) -> tuple[Table, Goals]:
+    """Client CPU per GET, obstore vs s3fs, one moto server, one run."""
+    with S3Server() as s3:
+        s3.create_bucket("cpu")
+        options = s3.storage_options()
+        values = {f"c/{i}": np.random.default_rng(i).bytes(CPU_SIZE) for i in range(CPU_GETS)}
+        keys = list(values)
+        expected = list(values.values())
+        stores = {
+            "obstore": ObstoreStore("s3://cpu/objects", options),
+            "s3fs": FsspecStore("s3://cpu/objects", options),
+        }
+        stores["obstore"].set_many(values)
+
+        def batch(store: Any) -> Callable[[], None]:
+            def run() -> None:
+                if store.get_many(keys) != expected:
+                    raise AssertionError("get_many returned other bytes")
+
+            return run
+
+        def each(store: Any) -> Callable[[], None]:
+            def run() -> None:
+                if [store.get(k) for k in keys] != expected:
+                    raise AssertionError("get returned other bytes")
+
+            return run
+
+        cases = {
+            "ObstoreStore `get_many` (400 keys)": Case(batch(stores["obstore"]), "io 64"),
+            "FsspecStore (s3fs) `get_many` (400 keys)": Case(batch(stores["s3fs"]), "io 64"),
+            "ObstoreStore `get`, one at a time": Case(each(stores["obstore"]), "1"),
+            "FsspecStore (s3fs) `get`, one at a time": Case(
+                each(stores["s3fs"]), "1", ref="ObstoreStore `get`, one at a time"
+            ),
+        }
+        title = (
+            f"(c) client CPU per GET: {CPU_GETS} GETs of {CPU_SIZE // 1024} KiB from moto "
+            "(no proxy); CPU µs/chunk = client CPU per GET"
+        )
+        table = run_table(title, CPU_GETS * CPU_SIZE, CPU_GETS, cases, repeat)
+    goals = Goals()
+    for label in ("ObstoreStore `get_many` (400 keys)", "ObstoreStore `get`, one at a time"):
+        per_get = table.timing(label).cpu / CPU_GETS * 1e3
+        goals.at_most(f"client CPU per GET ≤ 1 ms: {label}", per_get, 1.0, "ms")
+    return table, goals
+
+
 def main() -> None:
     args = parse_args()
     print_header("bench_remote.py", args)
     data = SEED.data()
-    if args.part in ("a", "both"):
+    if args.part in ("c", "all"):
+        table, goals = bench_client_cpu(args.repeat)
+        table.print()
+        goals.print()
+    if args.part in ("a", "all"):
         bench_s3(data, args.s3_delay, args.repeat)
-    if args.part in ("b", "both"):
+    if args.part in ("b", "all"):
         with scratch_dir() as root:
             table, goals = bench_http(root, data, args.http_delay, args.repeat)
         table.print()

@@ -139,13 +139,13 @@ for name, arr, path in [
     ("512x512 shards", sharded, f"{workdir}/sharded.zarr"),
 ]:
     count, size = files(path)
-    print(f"{name:22s} {count:4d} files, {size / 2**20:5.2f} MiB  ({arr.chunks=})")
+    print(f"{name:22s} {count:4d} files, {size / 2**20:5.2f} MiB  ({arr.chunks=}, {arr.shards=})")
 print()
 print(sharded.info)
 
 # %% [markdown]
-# In a sharded array, `a.chunks` is the **shard** shape (the regular grid of
-# stored objects) and `a.metadata.inner_chunks` is the inner chunk shape.
+# In a sharded array, `a.chunks` is the **inner** chunk shape and `a.shards`
+# the shard shape (the regular grid of stored objects), as in zarr-python.
 # Each shard object holds its encoded inner chunks back to back plus an
 # *index* — an `(offset, length)` pair per inner chunk — at its end (or
 # start). Missing inner chunks take no space; a shard with no data is not
@@ -239,8 +239,7 @@ view = zf.open_array(counting, mode="r")
 counting.reset()
 first = [idx for idx, _ in view.chunk_stream(parallel=4)][:6]  # reads them all
 print("first inner chunk indices streamed:", first)
-inner_grid = [s // c for s, c in zip(view.shape, view.metadata.inner_chunks, strict=True)]
-n_inner = int(np.prod(inner_grid))
+n_inner = view.nchunks  # inner chunks: nchunks counts them, nshards the shards
 print(
     f"requests to stream all {n_inner} inner chunks:",
     counting.counts["get"] + counting.counts["get_range"],

@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 
+import dask
 import pytest
 
 from zarrflow.storage import LocalStore, MemoryStore, Store, ZipStore
@@ -119,6 +121,19 @@ def s3_server():
     with S3Server(max_seconds=1800) as server:
         server.create_bucket(S3_BUCKET)
         yield server
+
+
+@pytest.fixture(params=["obstore", "fsspec"])
+def object_store(request) -> Iterator[str]:
+    """Each object-store backend in turn, selected as users do (``zarrflow.object_store``).
+
+    Every ``s3://`` / ``http://`` URL opened while it is active goes through that
+    backend: :class:`~zarrflow.storage.ObstoreStore` or :class:`~zarrflow.storage.FsspecStore`.
+    """
+    if request.param == "obstore":
+        pytest.importorskip("obstore")
+    with dask.config.set({"zarrflow.object_store": request.param}):
+        yield request.param
 
 
 @pytest.fixture

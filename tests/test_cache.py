@@ -224,7 +224,15 @@ def test_stores_without_generations_cache_only_under_a_staleness_bound(tmp_path)
     assert _decoded(p) == 2 and _hits(p) == 2
 
 
-def test_revalidation_on_s3_moves_no_bytes_when_unchanged(s3_store_url, s3_storage_options):
+@pytest.mark.parametrize("backend", ["obstore", "fsspec"])
+def test_revalidation_on_s3_moves_no_bytes_when_unchanged(
+    backend, s3_store_url, s3_storage_options
+):
+    with dask.config.set({"zarrflow.object_store": backend}):
+        _revalidate_on_s3(backend, s3_store_url, s3_storage_options)
+
+
+def _revalidate_on_s3(backend: str, s3_store_url: str, s3_storage_options: dict) -> None:
     a = zf.create(
         s3_store_url,
         shape=(30,),
@@ -234,6 +242,7 @@ def test_revalidation_on_s3_moves_no_bytes_when_unchanged(s3_store_url, s3_stora
         chunk_cache=2**20,
     )
     a[:] = np.arange(30)
+    assert type(a.store).__name__ == {"obstore": "ObstoreStore", "fsspec": "FsspecStore"}[backend]
     a[:]
     with zf.profile() as p:
         np.testing.assert_array_equal(a[:], np.arange(30))

@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 
@@ -179,7 +180,8 @@ def test_copy_shards_or_says_clearly_it_cannot(tmp_path, v2_array) -> None:
     (result,) = run_cli(["copy", src, dst, "--zarr-format", "3", "--shards", "200,200"])
     if result.returncode == 0:  # sharding is available in this build
         b = zf.open_array(dst, mode="r")
-        assert (b.chunks, b.metadata.inner_chunks) == ((200, 200), (100, 100))
+        assert (b.chunks, b.shards) == ((100, 100), (200, 200))  # zarr-python's meaning
+        assert (b.metadata.chunks, b.metadata.inner_chunks) == ((200, 200), (100, 100))
         np.testing.assert_array_equal(b[:], data)
     else:
         assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -250,7 +252,9 @@ def test_more_errors_in_process(argv, message, tmp_path, v2_array, v3_group, cap
     if "gcs://" in argv[1] and importlib.util.find_spec("gcsfs"):
         pytest.skip("gcsfs is installed here")
     paths = {"group": v3_group, "array": v2_array[0], "tmp": tmp_path}
-    assert cli.main([a.format(**paths) for a in argv]) == 1
+    # gcs:// needs gcsfs only on the fsspec backend (obstore serves it by default)
+    with dask.config.set({"zarrflow.object_store": "fsspec"}):
+        assert cli.main([a.format(**paths) for a in argv]) == 1
     assert message in _one_error_line(capsys.readouterr().err, argv[0])
 
 
@@ -534,6 +538,19 @@ def test_an_unexpected_failure_is_one_line_too(monkeypatch, capsys, v2_array) ->
     assert line.endswith("RuntimeError: Nanny failed to start (--debug shows the traceback)")
     with pytest.raises(RuntimeError):
         cli.main(["--debug", "info", str(v2_array[0])])
+
+
+def test_cli_says_chunks_are_inner_and_counts_shards(tmp_path) -> None:
+    path = str(tmp_path / "sharded.zarr")
+    a = zf.create(path, shape=(40, 30), chunks=(5, 5), shards=(20, 15), dtype="f4")
+    a[:] = 1.0
+    info, stats = run_cli(["info", path], ["stats", path, "--quiet"])
+    assert info.returncode == 0 and stats.returncode == 0, (info.stderr, stats.stderr)
+    assert re.search(r"^Shards +: \(20, 15\)$", info.stdout, re.M), info.stdout
+    assert re.search(r"^Inner chunks +: \(5, 5\)$", info.stdout, re.M), info.stdout
+    assert re.search(r"^Shards stored +: 4 / 4$", info.stdout, re.M), info.stdout
+    assert "48 chunks (inner; 4 shards)" in stats.stdout, stats.stdout
+    assert re.search(r"count: 1200$", stats.stdout, re.M), stats.stdout
 
 
 # -- issue 15: --profile --------------------------------------------------------------------

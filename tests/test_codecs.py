@@ -803,3 +803,40 @@ def test_build_codecs_v3_places_bytes_to_bytes_filters_after_bytes():
         nc("shuffle", elementsize=4),
         {"name": "gzip", "configuration": {"level": 2}},
     ]
+
+
+# -- variable-length codecs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "stored"),
+    [
+        ("vlen-utf8", ["a", "δc"], b"\x02\x00\x00\x00\x01\x00\x00\x00a\x03\x00\x00\x00\xce\xb4c"),
+        ("vlen-bytes", [b"", b"\x00z"], b"\x02\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00z"),
+    ],
+)
+def test_vlen_codecs_bytes_are_fixed(name, values, stored):
+    """The stored form (count, then each length and bytes, little-endian) never drifts."""
+    from zarrflow.codecs.registry import ChunkSpec
+    from zarrflow.codecs.vlen import VlenCodec
+
+    codec = VlenCodec(name, {}, ChunkSpec((2,), np.dtype(object)))
+    assert codec.encode(np.array(values, dtype=object)) == stored
+    assert codec.decode(stored).tolist() == values
+    with pytest.raises(CorruptChunkError, match=r"expected 3 elements .* got 2"):
+        VlenCodec(name, {}, ChunkSpec((3,), np.dtype(object))).decode(stored)
+    with pytest.raises(CorruptChunkError):
+        codec.decode(stored[:-1])
+
+
+def test_a_variable_length_pipeline_says_so_and_the_fixed_one_does_not():
+    from zarrflow.metadata.object_dtypes import STRING_DTYPE
+
+    strings = CodecPipeline.from_v3(["vlen-utf8", "zstd"], STRING_DTYPE, (2, 2))
+    numbers = CodecPipeline.from_v3(["bytes", "zstd"], np.dtype("int32"), (2, 2))
+    assert strings.fixed_size is False and numbers.fixed_size is True
+    assert numbers.decodes_in_batches and not strings.decodes_in_batches
+    out = np.empty((2, 2), dtype=object)
+    chunk = np.array([["a", ""], ["bc", "d"]], dtype=object)
+    assert strings.decode(strings.encode(chunk), out=out) is out
+    assert out.tolist() == chunk.tolist()

@@ -197,9 +197,12 @@ def test_unknown_categories_are_learned():
 
 
 def test_refusals_are_clear():
-    strings = pd.DataFrame({"s": ["a", "b"]})
-    with pytest.raises(zf.ZarrflowError, match="astype\\('category'\\)"):
-        from_dask_dataframe(strings, "memory://df-strings", overwrite=True)
+    periods = pd.DataFrame({"p": pd.period_range("2024-01-01", periods=2, freq="D")})
+    with pytest.raises(zf.ZarrflowError, match=r"column 'p' has dtype period.*convert it first"):
+        from_dask_dataframe(periods, "memory://df-periods", overwrite=True)
+    missing = pd.DataFrame({"s": pd.array(["a", None], dtype="string")})
+    with pytest.raises(zf.ZarrflowError, match=r"1 missing value.*fillna"):
+        from_dask_dataframe(missing, "memory://df-missing-strings", overwrite=True)
     url = "memory://df-exists"
     from_dask_dataframe(pd.DataFrame({"x": [1]}), url, overwrite=True)
     with pytest.raises(zf.ContainsGroupError, match="overwrite=True"):

@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import zarrflow as zf
+from zarrflow.hierarchy.unreadable import UnreadableMember
 from zarrflow.storage import MemoryStore, Store
 from zarrflow.testing.faults import FaultyStore
 
@@ -85,9 +86,13 @@ def _touch_array(a: zf.Array) -> None:
 def _touch_group(g: zf.Group) -> None:
     repr(g)
     dict(g.attrs)
-    for _, node in g.members():
+    for name, node in g.members():
         if isinstance(node, zf.Array):
             _touch_array(node)
+        elif isinstance(node, UnreadableMember):  # listed; opening it raises its error
+            assert str(node.error), f"{type(node.error).__name__} without a message"
+            with pytest.raises(type(node.error)):
+                g[name]
         else:
             _touch_group(node)
 

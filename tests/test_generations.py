@@ -46,7 +46,7 @@ from zarrflow.storage.retrying import RetryingStore
 from zarrflow.storage.wrapper import StoreWrapper
 from zarrflow.testing.faults import FaultyStore
 
-KINDS = ["memory", "local", "s3"]
+KINDS = ["memory", "local", "s3", "s3-obstore"]
 
 
 @pytest.fixture(params=KINDS)
@@ -58,7 +58,11 @@ def gstore(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         store = LocalStore(tmp_path / "root")
     else:
         options = request.getfixturevalue("s3_storage_options")
-        store = FsspecStore(request.getfixturevalue("s3_store_url"), options)
+        url = request.getfixturevalue("s3_store_url")
+        if request.param == "s3-obstore":
+            store = pytest.importorskip("zarrflow.storage.obstore_store").ObstoreStore(url, options)
+        else:
+            store = FsspecStore(url, options)
     yield store
     store.close()
 

@@ -11,6 +11,7 @@ import doctest
 import importlib
 import itertools
 import math
+import uuid
 from typing import Any
 
 import numpy as np
@@ -18,8 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zarrflow.errors import SelectionError
+import zarrflow as zf
+from zarrflow.errors import AllocationError, SelectionError
 from zarrflow.indexing import (
+    AdvancedIndexer,
     ArrayDimIndexer,
     BasicIndexer,
     ChunkProjection,
@@ -394,7 +397,9 @@ def test_routing_helpers() -> None:
     assert is_orthogonal_selection(([1, 2], slice(None)), shape)
     assert selection_kind([0, 3], shape) == "orthogonal"
     assert selection_kind(np.ones(shape, bool), shape) == "mask"
-    assert selection_kind((np.array([True, False, True, True]), 1), shape) == "orthogonal"
+    # a mask and an integer on every axis: numpy pairs them as points
+    assert selection_kind((np.array([True, False, True, True]), 1), shape) == "coordinate"
+    assert selection_kind((np.array([True, False, True, True]), slice(None)), shape) == "orthogonal"
 
 
 def test_slices_from_start_stop() -> None:
@@ -438,7 +443,7 @@ def test_normalize_integer_selection() -> None:
         (OrthogonalIndexer, (None,), (4,), "newaxis"),
         (OrthogonalIndexer, ({1},), (4,), "unsupported index"),
         (CoordinateIndexer, ([0, 1],), (4, 4), "one integer array per axis"),
-        (CoordinateIndexer, ([0, 1], [0, 1, 2]), (4, 4), "cannot be broadcast"),
+        (CoordinateIndexer, ([0, 1], [0, 1, 2]), (4, 4), "cannot be broadcast.*a.oindex"),
         (CoordinateIndexer, ([0, 9], [0, 1]), (4, 4), "index 9 is out of bounds for axis 0"),
         (CoordinateIndexer, ([0.0], [1]), (4, 4), "expected an integer array"),
         (CoordinateIndexer, (slice(None), [1]), (4, 4), "expected an integer array"),
@@ -455,7 +460,7 @@ def test_bad_selections_raise(make: Any, selection: Any, shape: tuple, message: 
 
 
 @pytest.mark.parametrize(
-    "module", ["", ".basic", ".common", ".coordinate", ".orthogonal", ".selection"]
+    "module", ["", ".advanced", ".basic", ".common", ".coordinate", ".orthogonal", ".selection"]
 )
 def test_docstring_examples(module: str) -> None:
     mod = importlib.import_module("zarrflow.indexing" + module)
@@ -503,3 +508,259 @@ def test_basic_projections_are_the_product_of_the_axes(selection, shape, chunks)
     assert len(first) == idx.nchunks
     assert all(type(p) is ChunkProjection for p in first)
     assert all(type(f) is tuple for p in first for f in p[:2])
+
+
+# ---------------------------------------------------------------- numpy's advanced indexing
+
+
+def read_projected(indexer: Any, arr: np.ndarray, chunks: tuple) -> np.ndarray:
+    """Replay projections into ``out.reshape(indexer.projection_shape)`` (any indexer)."""
+    stored = cut_chunks(arr, chunks)
+    out = np.full(indexer.shape, -7, dtype=arr.dtype)
+    target = out.reshape(indexer.projection_shape)
+    assert np.shares_memory(out, target) or out.size == 0
+    projections = list(indexer)
+    assert len(projections) == indexer.nchunks
+    for p in projections:
+        size = math.prod(chunks)
+        taken = np.arange(size).reshape(chunks)[p.chunk_selection].reshape(-1)
+        inner = tuple(slice(0, n) for n in chunk_extent(p.chunk_coords, arr.shape, chunks))
+        counts = np.bincount(taken, minlength=size).reshape(chunks)
+        assert counts.sum() == counts[inner].sum(), "selection reaches past the array edge"
+        target[p.out_selection] = stored[p.chunk_coords][p.chunk_selection]
+    return out
+
+
+def write_projected(indexer: Any, arr: np.ndarray, chunks: tuple, value: np.ndarray):
+    """Read-modify-write every projected chunk with ``value`` of numpy's result shape."""
+    stored = cut_chunks(arr, chunks)
+    source = value.reshape(indexer.projection_shape)
+    for p in indexer:
+        assert not p.is_complete_chunk
+        stored[p.chunk_coords][p.chunk_selection] = source[p.out_selection]
+    return assemble(stored, arr.shape, chunks)
+
+
+@st.composite
+def advanced_selections(draw: Any, shape: tuple) -> tuple:
+    """Per axis an int, a slice, a mask or an integer array (of a shape broadcasting with
+    the others, repeats and negatives allowed), with None and an Ellipsis in between."""
+    bshape = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    keys: list[Any] = []
+    for n in shape:
+        kind = draw(st.sampled_from(["slice", "array", "array", "mask"] + (["int"] if n else [])))
+        if kind == "int":
+            keys.append(draw(ints(n)))
+        elif kind == "slice":
+            keys.append(draw(slices(n)))
+        elif kind == "mask":
+            keys.append(np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), bool))
+        else:
+            sub = bshape[draw(st.integers(0, len(bshape))) :]
+            values = st.integers(-n, n - 1) if n else st.nothing()
+            count = math.prod(sub) if n else 0
+            flat = draw(st.lists(values, min_size=count, max_size=count))
+            keys.append(np.array(flat, np.int64).reshape(sub if n else (0,)))
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(keys)))
+        run = draw(st.integers(0, len(keys) - at))
+        keys[at : at + run] = [Ellipsis]
+    for _ in range(draw(st.integers(0, 1))):
+        keys.insert(draw(st.integers(0, len(keys))), None)
+    return tuple(keys)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_make_indexer_follows_numpy_advanced_indexing(data: Any) -> None:
+    """Mixed integer arrays, slices, masks, None and Ellipsis: numpy's shape and values,
+    for reads and (repeats included, the last write winning) for writes."""
+    shape, chunks = data.draw(shapes_and_chunks(min_ndim=1))
+    selection = data.draw(advanced_selections(shape))
+    arr = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    try:
+        expected = arr[selection]
+    except IndexError:
+        with pytest.raises(SelectionError):
+            make_indexer(selection, shape, chunks)
+        return
+    indexer = make_indexer(selection, shape, chunks)
+    assert indexer.shape == expected.shape
+    np.testing.assert_array_equal(read_projected(indexer, arr, chunks), expected)
+    if isinstance(indexer, AdvancedIndexer):
+        value = value_for(expected.shape)
+        reference = arr.copy()
+        reference[selection] = value
+        np.testing.assert_array_equal(write_projected(indexer, arr, chunks, value), reference)
+
+
+@pytest.mark.parametrize(
+    ("selection", "kind", "shape"),
+    [
+        (([1, 2, 3], [1, 2, 3]), "advanced", (3, 5)),  # issue 12: not (3, 3, 5)
+        (([1, 2, 3], slice(None), [1, 2, 3]), "advanced", (3, 5)),  # separated: first
+        ((0, slice(None), [1, 2]), "advanced", (2, 5)),  # an int is an array here
+        ((slice(None), 0, [1, 2]), "orthogonal", (5, 2)),  # adjacent: in place
+        (([0, 2], slice(None)), "orthogonal", (2, 5, 5)),  # zarr-python's case, numpy's too
+        ((slice(None), [[0], [1]], [2, 3]), "advanced", (5, 2, 2)),  # broadcast (2, 1) (2,)
+        (([[0, 1], [2, 3]],), "advanced", (2, 2, 5, 5)),  # a 2-D array on one axis
+        ((np.eye(5, dtype=bool), 0), "coordinate", (5,)),  # a 2-D mask pairs with an int
+        ((np.eye(5, dtype=bool), slice(1, 3)), "advanced", (5, 2)),
+        (([0, 1], None, [0, 1]), "advanced", (2, 1, 5)),  # None separates
+        ((slice(None), [0], Ellipsis, [0]), "advanced", (1, 5)),  # so does an empty Ellipsis
+        (([4, 0], [1, 1], [2, 2]), "coordinate", (2,)),
+        ((np.ones((5, 5, 5), bool),), "mask", (125,)),
+    ],
+)
+def test_numpy_routes_and_shapes(selection: tuple, kind: str, shape: tuple) -> None:
+    x = np.arange(125).reshape(5, 5, 5)
+    assert x[selection].shape == shape
+    assert selection_kind(selection, x.shape) == kind
+    indexer = make_indexer(selection, x.shape, (2, 3, 2))
+    assert indexer.shape == shape
+    np.testing.assert_array_equal(read_projected(indexer, x, (2, 3, 2)), x[selection])
+
+
+def test_issue_12_mixed_fancy_read_and_write_on_an_array() -> None:
+    """``a[[1, 2, 3], [1, 2, 3]]`` had shape (3, 3, 5) and its write changed 45 elements."""
+    x = np.arange(125, dtype="i4").reshape(5, 5, 5)
+    a = zf.create(f"memory://idx-{uuid.uuid4().hex}", shape=x.shape, chunks=(2, 2, 3), dtype="i4")
+    a[...] = x
+    assert a[[1, 2, 3], [1, 2, 3]].shape == (3, 5)
+    np.testing.assert_array_equal(a[[1, 2, 3], [1, 2, 3]], x[[1, 2, 3], [1, 2, 3]])
+    a[[1, 2, 3], [1, 2, 3]] = -1
+    expected = x.copy()
+    expected[[1, 2, 3], [1, 2, 3]] = -1
+    assert int((a[...] != x).sum()) == 15
+    np.testing.assert_array_equal(a[...], expected)
+    a[[0, 0, 0], :, [4, 4, 4]] = np.arange(15).reshape(3, 5)  # repeats: the last row wins
+    expected[[0, 0, 0], :, [4, 4, 4]] = np.arange(15).reshape(3, 5)
+    np.testing.assert_array_equal(a[...], expected)
+    assert a[0, 0, 4] == 10
+
+
+def test_broadcast_refusal_names_oindex_and_vindex() -> None:
+    a = zf.create(f"memory://idx-{uuid.uuid4().hex}", shape=(5, 5, 5), chunks=2, dtype="i4")
+    with pytest.raises(SelectionError, match=r"a\.vindex.*a\.oindex") as info:
+        a[[0, 1, 2], [0, 1]]
+    assert isinstance(info.value, IndexError) and a.name in str(info.value)
+    with pytest.raises(IndexError, match="oindex"):
+        a[[0, 1, 2], :, [0, 1]] = 1
+    assert a.nchunks_initialized == 0  # nothing was written
+
+
+def test_zarr_python_agrees_where_it_accepts(tmp_path: Any) -> None:
+    """zarr-python 3 routes one array with slices orthogonally (numpy's result) and
+    refuses several arrays with slices; zarrflow gives numpy's result for both."""
+    import zarr
+
+    x = np.arange(125, dtype="i4").reshape(5, 5, 5)
+    z = zarr.create_array(str(tmp_path / "z.zarr"), shape=x.shape, chunks=(2, 2, 2), dtype="i4")
+    z[...] = x
+    a = zf.open(str(tmp_path / "z.zarr"))
+    np.testing.assert_array_equal(a[[0, 2], :], z[[0, 2], :])
+    np.testing.assert_array_equal(a[[0, 2], :], x[[0, 2], :])
+    with pytest.raises(IndexError):
+        z[[1, 2], [1, 2]]
+    np.testing.assert_array_equal(a[[1, 2], [1, 2]], x[[1, 2], [1, 2]])
+    assert z[0, :, [1, 2]].shape == (5, 2)  # zarr-python is orthogonal here
+    assert a[0, :, [1, 2]].shape == x[0, :, [1, 2]].shape == (2, 5)  # numpy's rule
+
+
+@pytest.mark.parametrize("shards", [None, (4, 6)])
+def test_array_likes_as_indexes(shards: Any) -> None:
+    """A zarrflow Array (integer or boolean) and a dask array index like numpy arrays."""
+    import dask.array as da
+
+    x = np.arange(48, dtype="f8").reshape(8, 6)
+    a = zf.create(
+        f"memory://idx-{uuid.uuid4().hex}", shape=x.shape, chunks=(2, 3), shards=shards, dtype="f8"
+    )
+    a[...] = x
+    rows = zf.create(f"memory://idx-{uuid.uuid4().hex}", shape=(3,), chunks=(2,), dtype="i8")
+    rows[...] = [7, 0, 3]
+    mask = zf.create(f"memory://idx-{uuid.uuid4().hex}", shape=(6,), chunks=(4,), dtype="bool")
+    mask[...] = [True, False, True, False, False, True]
+    cols = da.from_array(np.array([5, -1, 2]), chunks=2)
+    r, m, c = [7, 0, 3], np.array([True, False, True, False, False, True]), [5, -1, 2]
+    np.testing.assert_array_equal(a[rows], x[r])
+    np.testing.assert_array_equal(a[:, mask], x[:, m])
+    np.testing.assert_array_equal(a[rows, cols], x[r, c])
+    np.testing.assert_array_equal(a[rows, mask], x[r, m])
+    np.testing.assert_array_equal(a.oindex[rows, cols], x[np.ix_(r, c)])
+    np.testing.assert_array_equal(a.vindex[rows, cols], x[r, c])
+    whole = zf.create(f"memory://idx-{uuid.uuid4().hex}", shape=x.shape, chunks=3, dtype="bool")
+    whole[...] = x % 5 == 0
+    np.testing.assert_array_equal(a[whole], x[x % 5 == 0])
+    np.testing.assert_array_equal(a[da.from_array(x % 5 == 0)], x[x % 5 == 0])
+    a[rows, cols] = -1
+    a.oindex[rows, mask] = -2
+    expected = x.copy()
+    expected[r, c] = -1
+    expected[np.ix_(r, m)] = -2
+    np.testing.assert_array_equal(a[...], expected)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_zero_size_chunks_written_by_zarr_python(tmp_path: Any, zarr_format: int) -> None:
+    """zarr-python writes ``chunks=(0, 3)`` for an empty axis; the array opens and reads."""
+    import zarr
+
+    path = str(tmp_path / "empty.zarr")
+    zarr.create_array(path, shape=(0, 3), chunks=(0, 3), dtype="i4", zarr_format=zarr_format)
+    a = zf.open(path)
+    assert a.shape == (0, 3) and a.chunks == (0, 3)
+    assert a.nchunks == 0
+    empty = np.zeros((0, 3), "i4")
+    for selection in [Ellipsis, np.s_[0:0], np.s_[:, [0, 2]], np.s_[[], 1], np.s_[::-1, 1:]]:
+        np.testing.assert_array_equal(a[selection], empty[selection])
+        assert a[selection].shape == empty[selection].shape
+    assert a.oindex[[], [0, 1]].shape == (0, 2)
+    assert a.vindex[np.zeros(0, int), np.zeros(0, int)].shape == (0,)
+    a[...] = 1  # nothing to write
+    assert list(a.chunk_stream()) == []
+    with pytest.raises(IndexError, match="out of bounds"):
+        a[0]
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        np.s_[...],
+        np.s_[:, 2],
+        np.s_[[], :],
+        np.s_[:, [4, 0, 4]],
+        np.s_[:, [[1], [2]]],
+        np.s_[np.zeros(0, bool), [1]],
+        np.s_[:, np.array([True, False, True, False, True])],
+        np.s_[::-2, None, 1:4],
+    ],
+)
+def test_zero_length_dimension_selections(selection: Any) -> None:
+    x = np.zeros((0, 5), "i2")
+    a = zf.create(f"memory://idx-{uuid.uuid4().hex}", shape=(0, 5), chunks=(4, 2), dtype="i2")
+    assert a[selection].shape == x[selection].shape
+    a[selection] = 3
+    assert a.nchunks_initialized == 0
+
+
+def test_selection_cost_follows_the_chunks_touched() -> None:
+    """On a declared shape of 1e18 elements ``a[:]`` fails at once, before any chunk is
+    projected (the indexer is lazy); ``a[5]`` and ``a[-1]`` read one chunk."""
+    a = zf.create(f"memory://idx-{uuid.uuid4().hex}", shape=(10**18,), chunks=(1000,), dtype="f8")
+    with pytest.raises(AllocationError, match="too large to allocate") as info:
+        a[:]
+    message = str(info.value)
+    assert a.name in message and "(1000000000000000000,)" in message
+    assert "8000000000000000000 bytes" in message
+    assert isinstance(info.value, zf.ZarrflowError)
+    a[5] = 2.5
+    assert a[5] == 2.5 and a[-1] == 0.0 and a.nchunks_initialized == 1
+    b = zf.create(f"memory://idx-{uuid.uuid4().hex}", shape=(10**9, 10**9), chunks=1, dtype="i1")
+    assert b[5, 5] == 0 and b[5, 10**9 - 3 :].shape == (3,)
+    with pytest.raises(AllocationError):
+        b[:, :, None]
+    # a grid of 1e18 one-element chunks: building the indexer visits none of them
+    indexer = BasicIndexer((slice(None), slice(None, None, -3)), (10**18, 10**18), (1, 7))
+    assert indexer.nchunks == 10**18 * -(-(10**18) // 7)  # step 3 touches every chunk of 7
+    assert indexer.shape == (10**18, -(-(10**18) // 3))

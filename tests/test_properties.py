@@ -4,7 +4,10 @@ Hypothesis draws arrays (1-3 dims of 0-30 elements, chunks of 1-10, every
 core dtype plus v2's big-endian ones, Zarr v2 and v3, C and F order, a few
 codecs, random fill values) and selections (basic with any steps, negative
 indices, ``Ellipsis`` and ``None``; orthogonal integer arrays and masks;
-coordinates; full-shape masks). A NumPy array is the model: every read must
+coordinates; full-shape masks) and, on 1-4 dims with random chunking and
+shards, numpy's advanced indexing: integer arrays of any shape broadcast
+together, with slices, None and Ellipsis between them, and masks of one or
+two axes. A NumPy array is the model: every read must
 match it, every write is applied to both, and ``resize`` / ``append`` follow
 the model "new array of the fill value, overlap copied" (not ``np.resize``).
 
@@ -346,6 +349,177 @@ def test_resize_and_append_match_the_model(spec, data):
     reopened = zf.open_array(a.store, mode="r")
     assert reopened.shape == model.shape
     assert_like(reopened[...], model)
+
+
+# -- numpy's index forms on 1- to 4-D arrays ----------------------------------------------
+
+#: a 4-D case stays small: at most a few hundred elements and chunks
+MAX_LEN = {1: 24, 2: 10, 3: 6, 4: 4}
+MIXED_SETTINGS = settings(
+    max_examples=max(1, EXAMPLES * 3 // 2),
+    derandomize=DEEP is None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@st.composite
+def grid_specs(draw: st.DrawFn) -> dict[str, Any]:
+    """1- to 4-D arrays, random chunking (edge chunks, chunks longer than the axis), shards."""
+    ndim = draw(st.integers(1, 4))
+    shape = tuple(draw(st.integers(0, MAX_LEN[ndim])) for _ in range(ndim))
+    chunks = tuple(draw(st.integers(1, n + 1)) for n in shape)
+    fmt = draw(st.sampled_from([2, 3]))
+    spec: dict[str, Any] = {
+        "shape": shape,
+        "chunks": chunks,
+        "dtype": np.dtype(draw(st.sampled_from(["int32", "float64", "uint8"]))),
+        "zarr_format": fmt,
+        "fill_value": 0,
+    }
+    if fmt == 3 and draw(st.integers(0, 3)) == 0:  # sharded: inner chunks read one by one
+        spec["shards"] = tuple(c * draw(st.integers(1, 2)) for c in chunks)
+    return spec
+
+
+@st.composite
+def int_index_arrays(draw: st.DrawFn, n: int, bshape: tuple[int, ...]) -> np.ndarray:
+    """An integer array for an axis of length ``n``: negatives and repeats, of a shape
+    that broadcasts with ``bshape`` (trailing dims of it, some set to 1), or sometimes not."""
+    if n == 0:
+        return np.zeros((0,), "i8")
+    shape = bshape[draw(st.integers(0, len(bshape))) :]
+    shape = tuple(1 if draw(st.integers(0, 3)) == 0 else d for d in shape)
+    if draw(st.integers(0, 15)) == 0:
+        shape = (draw(st.integers(0, 4)),)  # may not broadcast: numpy's IndexError then
+    values = draw(hnp.arrays("i8", shape, elements=st.integers(-n, n - 1)))
+    dtype = draw(st.sampled_from(["i8", "i4", "u2"]))
+    return (values % n).astype(dtype) if dtype.startswith("u") else values.astype(dtype)
+
+
+@st.composite
+def numpy_entries(draw: st.DrawFn, shape: tuple[int, ...], bshape: tuple[int, ...]) -> list[Any]:
+    """Entries for consecutive axes of ``shape``: ints, slices, arrays, 1-D and 2-D masks, None."""
+    entries: list[Any] = []
+    axis = 0
+    while axis < len(shape):
+        n = shape[axis]
+        if draw(st.integers(0, 7)) == 0:
+            entries.append(None)
+        kinds = ["array", "slice", "array", "mask"] + (["int"] if n else [])
+        kinds += ["mask2"] if axis + 1 < len(shape) else []
+        kind = draw(st.sampled_from(kinds))
+        if kind == "int":
+            entries.append(draw(st.integers(-n, n - 1)))
+        elif kind == "slice":
+            entries.append(draw(st.slices(n)))
+        elif kind == "array":
+            entries.append(draw(int_index_arrays(n, bshape)))
+        elif kind == "mask":
+            entries.append(draw(hnp.arrays(bool, (n,))))
+        else:
+            entries.append(draw(hnp.arrays(bool, (n, shape[axis + 1]))))
+            axis += 1
+        axis += 1
+    return entries
+
+
+@st.composite
+def numpy_selections(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[Any, ...]:
+    """numpy's selections: basic entries mixed with integer arrays (broadcast together,
+    adjacent or separated by slices or None), masks, an Ellipsis, fewer entries than axes."""
+    bshape = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    ndim = len(shape)
+    start = draw(st.integers(0, ndim))
+    stop = draw(st.integers(start, min(ndim, start + 1)))  # at most one axis left out
+    head = draw(numpy_entries(shape[:start], bshape))
+    tail = draw(numpy_entries(shape[stop:], bshape))
+    middle = draw(st.sampled_from(["ellipsis", "slices", "omitted"]))
+    if middle == "ellipsis":
+        return (*head, Ellipsis, *tail)
+    if middle == "slices" or tail:
+        return (*head, *(slice(None),) * (stop - start), *tail)
+    return tuple(head)
+
+
+def is_mixed(sel: tuple[Any, ...]) -> bool:
+    """Integer arrays (or masks) with slices: numpy's advanced indexing beyond points."""
+    arrays = sum(isinstance(s, np.ndarray) for s in sel)
+    return arrays > 0 and any(isinstance(s, slice) or s is None or s is Ellipsis for s in sel)
+
+
+@MIXED_SETTINGS
+@given(spec=grid_specs(), data=st.data())
+def test_numpy_selections_read_and_write_match_numpy(spec, data):
+    """``a[sel]`` and ``a[sel] = v`` give numpy's result (the whole array compared after the
+    write, so a write to more elements fails); where numpy raises IndexError, so does zarrflow
+    and leaves the data unchanged. Repeated indices in a write: the last one wins, as in numpy.
+    """
+    a, model = new_array(spec)
+    initial = data.draw(values(spec["dtype"], spec["shape"]), label="initial")
+    a[...] = initial
+    model[...] = initial
+    sel = data.draw(numpy_selections(spec["shape"]), label="selection")
+    try:
+        expected = model[sel]
+    except IndexError as numpy_error:
+        with pytest.raises(IndexError) as info:
+            a[sel]
+        with pytest.raises(IndexError):
+            a[sel] = 0
+        if "broadcast" in str(numpy_error):  # the refusal says what else to use
+            assert "oindex" in str(info.value) and "vindex" in str(info.value)
+        assert_like(a[...], model)
+        return
+    assert_like(a[sel], np.asarray(expected))
+    value = data.draw(values_or_scalar(spec["dtype"], np.shape(expected)), label="value")
+    a[sel] = value
+    model[sel] = value
+    assert_like(a[...], model)
+
+
+@MIXED_SETTINGS
+@given(spec=grid_specs(), data=st.data())
+def test_oindex_and_vindex_with_repeated_indices_match_numpy(spec, data):
+    """Orthogonal and point writes with repeated indices: numpy's last write wins."""
+    a, model = new_array(spec)
+    initial = data.draw(values(spec["dtype"], spec["shape"]), label="initial")
+    a[...] = initial
+    model[...] = initial
+    sel = data.draw(orthogonal_selections(spec["shape"]), label="orthogonal")
+    ix, shape = oindex_model(spec["shape"], sel)
+    assert_like(a.oindex[sel], model[ix].reshape(shape))
+    value = data.draw(values(spec["dtype"], shape), label="value")
+    a.oindex[sel] = value
+    model[ix] = value.reshape(model[ix].shape)
+    assert_like(a[...], model)
+    points = data.draw(coordinate_selections(spec["shape"]), label="points")
+    assert_like(a.vindex[points], model[points])
+    value = data.draw(values(spec["dtype"], points[0].shape), label="point values")
+    a.vindex[points] = value
+    model[points] = value
+    assert_like(a[...], model)
+
+
+def test_mixed_selections_dominate_the_generated_cases():
+    """The strategy above mostly draws numpy's mixed advanced forms, and numpy accepts most."""
+    found: list[tuple[bool, bool]] = []
+
+    @settings(max_examples=200, derandomize=True, deadline=None, database=None)
+    @given(shape=st.lists(st.integers(1, 5), min_size=2, max_size=4), data=st.data())
+    def collect(shape, data):
+        sel = data.draw(numpy_selections(tuple(shape)))
+        try:
+            np.empty(shape)[sel]
+            accepted = True
+        except IndexError:
+            accepted = False
+        found.append((is_mixed(sel), accepted))
+
+    collect()
+    mixed = [accepted for is_mix, accepted in found if is_mix]
+    assert len(mixed) > len(found) / 3
+    assert sum(mixed) > 0.8 * len(mixed)
 
 
 # -- a state machine: many operations on one array -----------------------------------------

@@ -1,7 +1,8 @@
 """Retries and the request budget: unit behaviour, then real failures on the wire.
 
 The wire tests put :class:`~zarrflow.testing.latency_proxy.LatencyProxy` between
-s3fs (or fsspec's HTTP filesystem) and a real server on 127.0.0.1: it resets
+the client — obstore, then s3fs / fsspec's HTTP filesystem (the ``object_store``
+fixture) — and a real server on 127.0.0.1: it resets
 connections, answers 503 SlowDown / 429 / 403, or never answers. Reads and
 writes through the failures must complete with every value right; permanent
 errors must fail at once, and a read that keeps failing must raise — never
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 
 import zarrflow as zf
-from zarrflow.storage import FsspecStore, RequestBudget, RetryPolicy
+from zarrflow.storage import RequestBudget, RetryPolicy, store_from_url
 from zarrflow.storage.retry import Failure, call_async, call_sync
 from zarrflow.testing.http_server import StaticHTTPServer
 from zarrflow.testing.latency_proxy import LatencyProxy, http_error_response
@@ -173,7 +174,8 @@ def test_budget_slot_comes_back_when_a_waiter_is_cancelled() -> None:
 
 
 @pytest.fixture
-def proxy(s3_server) -> Iterator[LatencyProxy]:
+def proxy(s3_server, object_store: str) -> Iterator[LatencyProxy]:
+    """A proxy in front of the S3 server; each test using it runs with each backend."""
     with LatencyProxy(s3_server.endpoint_url, seed=5) as p:
         yield p
 
@@ -227,7 +229,7 @@ def test_a_permanent_error_fails_fast_with_a_clear_message(
     s3_server, s3_store_url: str, proxy: LatencyProxy
 ) -> None:
     options = s3_server.storage_options(proxy.url)
-    store = FsspecStore(s3_store_url, options)
+    store = store_from_url(s3_store_url, options)
     store.set("c/0", b"chunk")
     proxy.fault_response = http_error_response(403)  # AccessDenied
     proxy.fault_rate = 1.0
@@ -269,7 +271,7 @@ def test_a_read_that_keeps_failing_raises_and_never_reads_as_fill(
 def test_a_hanging_server_is_bounded_by_max_time(
     s3_server, s3_store_url: str, proxy: LatencyProxy
 ) -> None:
-    store = FsspecStore(s3_store_url, s3_server.storage_options(proxy.url))
+    store = store_from_url(s3_store_url, s3_server.storage_options(proxy.url))
     store.set("k", b"v")
     proxy.stall_rate = 1.0
     retries = {"attempts": 50, "backoff": 0.01, "max_backoff": 0.05, "max_time": 1.0}
@@ -279,11 +281,36 @@ def test_a_hanging_server_is_bounded_by_max_time(
     assert time.monotonic() - t0 < 10
 
 
-# HTTP (fsspec's aiohttp filesystem) -----------------------------------------------------------
+def test_each_attempt_is_exactly_one_request(
+    s3_server, s3_store_url: str, proxy: LatencyProxy, object_store: str
+) -> None:
+    """One retry loop: with every request reset, ``attempts`` tries send ``attempts`` requests.
+
+    A client retrying underneath zarrflow (obstore's ``max_retries`` or botocore's
+    loop left on) would send more; the proxy counts what reaches it. With obstore
+    it is exact (obstore's default retries send 11 requests for one try, checked).
+    s3fs's stack re-sends a request once when its pooled connection is reset
+    (6 requests for 3 tries, seen here): at most 2 per try.
+    """
+    store = store_from_url(s3_store_url, s3_server.storage_options(proxy.url))
+    store.set("k", b"v")
+    proxy.reset_rate = 1.0
+    proxy.reset_counters()
+    retries = {"attempts": 3, "backoff": 0.01, "max_backoff": 0.02, "max_time": 10}
+    gave_up = pytest.raises(zf.TransientStoreError, match=r"gave up after 3 attempt\(s\)")
+    with dask.config.set({"zarrflow.retries": retries}), gave_up:
+        store.get("k")
+    if object_store == "obstore":
+        assert proxy.requests == 3
+    else:
+        assert 3 <= proxy.requests <= 6
+
+
+# HTTP (obstore's HTTP store, fsspec's aiohttp filesystem) ------------------------------------
 
 
 @pytest.fixture
-def http_array(tmp_path: Path) -> Iterator[tuple[str, np.ndarray, LatencyProxy]]:
+def http_array(tmp_path: Path, object_store: str) -> Iterator[tuple[str, np.ndarray, LatencyProxy]]:
     data = _seed_like((40, 40))
     zf.create(tmp_path / "a.zarr", shape=data.shape, chunks=(10, 10), dtype="int32")[:] = data
     with StaticHTTPServer(tmp_path) as server, LatencyProxy(server.url, seed=2) as proxy:

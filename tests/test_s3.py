@@ -1,10 +1,11 @@
 """zarrflow on S3, against a real S3-compatible server (moto) on 127.0.0.1.
 
-The same store contract as memory, local and zip (``test_storage.py``'s
-tests, run here with an S3 ``store``), arrays of both formats, the Dask layer,
-how many requests opening costs, and how requests overlap under the
-process-wide ``zarrflow.io_concurrency`` budget (seen at a proxy in front of
-the server).
+Every test here runs once per object-store backend (obstore and fsspec/s3fs,
+the ``object_store`` fixture): the same store contract as memory, local and
+zip (``test_storage.py``'s tests, run here with an S3 ``store``), arrays of
+both formats, the Dask layer, how many requests opening costs, and how
+requests overlap under the process-wide ``zarrflow.io_concurrency`` budget
+(seen at a proxy in front of the server).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 
 import test_storage as _contract
 import zarrflow as zf
-from zarrflow.storage import FsspecStore, Store
+from zarrflow.storage import FsspecStore, ObstoreStore, Store, store_from_url
 from zarrflow.testing.latency_proxy import LatencyProxy
 
 pytestmark = pytest.mark.timeout(120)
@@ -44,15 +45,25 @@ for _name, _test in vars(_contract).items():
         globals()[_name] = _test
 
 
+@pytest.fixture(autouse=True)
+def backend(object_store: str) -> str:
+    """Every test of this module runs with each backend (conftest's ``object_store``)."""
+    return object_store
+
+
 @pytest.fixture
-def store(s3_store_url: str, s3_storage_options: dict) -> Iterator[Store]:
-    yield FsspecStore(s3_store_url, s3_storage_options)
+def store(s3_store_url: str, s3_storage_options: dict, backend: str) -> Iterator[Store]:
+    store = store_from_url(s3_store_url, s3_storage_options)
+    assert type(store) is {"obstore": ObstoreStore, "fsspec": FsspecStore}[backend]
+    yield store
 
 
-def test_s3_capabilities(store: FsspecStore) -> None:
+def test_s3_capabilities(store: Store) -> None:
     assert store.is_remote and store.supports_writes and store.supports_partial_reads
     assert store.url.startswith("s3://") and store.url in repr(store)
-    assert store.fs.retries == 1  # zarrflow owns the retries (zarrflow.storage.remote)
+    assert store.retries_requests  # zarrflow's retries, never wrapped twice
+    if isinstance(store, FsspecStore):
+        assert store.fs.retries == 1  # zarrflow owns the retries (zarrflow.storage.remote)
 
 
 def test_s3_concurrent_sets_and_gets(store: FsspecStore) -> None:
@@ -78,7 +89,7 @@ def test_a_missing_node_fails_fast_naming_the_url(s3_store_url: str, s3_storage_
 
 
 def test_missing_bucket_is_an_error_not_missing_data(s3_storage_options: dict) -> None:
-    store = FsspecStore("s3://no-such-bucket-here/a.zarr", s3_storage_options)
+    store = store_from_url("s3://no-such-bucket-here/a.zarr", s3_storage_options)
     with pytest.raises(zf.StoreError, match=r"'c/0' in s3://no-such-bucket-here.*no such bucket"):
         store.get("c/0")
     with pytest.raises(zf.StoreError, match="bucket"):
@@ -334,7 +345,7 @@ def test_read_write_modes_see_the_live_hierarchy_not_the_consolidated_one(
 def test_a_batch_overlaps_its_requests_up_to_io_concurrency(
     s3_server, s3_store_url: str, proxy: LatencyProxy
 ) -> None:
-    store = FsspecStore(s3_store_url, s3_server.storage_options(proxy.url))
+    store = store_from_url(s3_store_url, s3_server.storage_options(proxy.url))
     values = {f"c/{i}": bytes([i]) * 100 for i in range(24)}
     store.set_many(values)
     proxy.delay = 0.05
@@ -349,7 +360,7 @@ def test_a_batch_overlaps_its_requests_up_to_io_concurrency(
 def test_the_budget_is_shared_by_all_threads(
     s3_server, s3_store_url: str, proxy: LatencyProxy
 ) -> None:
-    store = FsspecStore(s3_store_url, s3_server.storage_options(proxy.url))
+    store = store_from_url(s3_store_url, s3_server.storage_options(proxy.url))
     store.set_many({f"k{i}": b"v" for i in range(24)})
     proxy.delay = 0.05
     proxy.reset_counters()
@@ -367,7 +378,7 @@ def test_the_budget_is_shared_by_all_threads(
 
 
 def test_writes_are_one_request_per_chunk(s3_server, s3_store_url: str, proxy) -> None:
-    store = FsspecStore(s3_store_url, s3_server.storage_options(proxy.url))
+    store = store_from_url(s3_store_url, s3_server.storage_options(proxy.url))
     proxy.reset_counters()
     store.set_many({f"c/{i}": bytes(5000) for i in range(10)})
     assert proxy.requests == 10  # no "Expect: 100-continue" round trip before each body

@@ -74,7 +74,11 @@ def sample(shape=(37, 29), dtype="int32", seed=0) -> np.ndarray:
 # -- create() and the codec ----------------------------------------------------------------
 def test_create_with_shards_writes_a_sharding_codec():
     a = zf.create(MemoryStore(), shape=(37, 29), chunks=(4, 5), shards=(16, 20), dtype="i4")
-    assert a.chunks == (16, 20) and a.metadata.inner_chunks == (4, 5)
+    # zarr-python's convention: chunks is the inner chunk, shards the shard
+    assert (a.chunks, a.shards) == ((4, 5), (16, 20))
+    assert (a.metadata.chunks, a.metadata.inner_chunks) == ((16, 20), (4, 5))
+    assert (a.chunk_grid_shape, a.nchunks) == ((10, 6), 60)
+    assert (a.shard_grid_shape, a.nshards) == ((3, 2), 6)
     (codec,) = a.metadata.codecs
     assert codec["name"] == "sharding_indexed"
     assert codec["configuration"]["index_codecs"] == [LE, CRC]
@@ -194,7 +198,7 @@ def test_zarr_python_created_array_with_its_defaults(tmp_path):
     )
     z[:] = data
     a = zf.open(str(tmp_path), mode="r")
-    assert (a.chunks, a.metadata.inner_chunks) == ((16, 20), (4, 5))
+    assert (a.chunks, a.shards) == ((4, 5), (16, 20))
     np.testing.assert_array_equal(a[:], data)
     a = zf.open(str(tmp_path), mode="r+")
     a[1:3, 1:3] = -1  # a partial shard rewrite of zarr-python's (Morton-ordered) shard
@@ -208,7 +212,9 @@ def test_empty_inner_chunks_are_left_out(tmp_path):
     a[:] = data
     index = a.engine.codec.decode_index(a.engine.codec.index_bytes(a.store.get("c/0/0")))
     assert [i for i, (off, _) in enumerate(index.tolist()) if off == MISSING] == [0, 1]
-    assert a.nchunks_initialized == 5  # of 6: shard (1, 0) is all fill
+    assert a.nshards_initialized == 5  # of 6: shard (1, 0) is all fill
+    # zarr-python's count: the in-bounds inner chunks of the stored shards
+    assert a.nchunks_initialized == 16 + 8 + 8 + 8 + 4
     a[0:16, 20:29] = 0  # a shard made empty by a partial write is deleted
     assert not (tmp_path / "c" / "0" / "1").exists()
     b = zf.create(
@@ -220,7 +226,7 @@ def test_empty_inner_chunks_are_left_out(tmp_path):
         write_empty_chunks=True,
     )
     b[:] = 0
-    assert b.nchunks_initialized == 2
+    assert (b.nshards_initialized, b.nchunks_initialized) == (2, 4)
 
 
 def test_partial_write_keeps_untouched_inner_chunk_bytes():

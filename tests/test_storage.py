@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import dask
 import fsspec
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from zarrflow.storage import (
     FsspecStore,
     LocalStore,
     MemoryStore,
+    ObstoreStore,
     OffsetByteRequest,
     RangeByteRequest,
     Store,
@@ -104,15 +106,15 @@ def read_only_twin(store: Store) -> Store:
     if isinstance(store, ZipStore):
         store.close()
         return ZipStore(store.path, mode="r")
-    assert isinstance(store, FsspecStore)
-    return FsspecStore(store.url, store.storage_options, read_only=True)
+    assert isinstance(store, FsspecStore | ObstoreStore)
+    return type(store)(store.url, store.storage_options, read_only=True)
 
 
 def everything_outside(store: Store, tmp_path: Path) -> object:
     """A snapshot of the whole backing medium, to show nothing was written anywhere."""
     if isinstance(store, FsspecStore) and "memory" in store.fs.protocol:
         return sorted(store.fs.find("/"))
-    if isinstance(store, MemoryStore):
+    if isinstance(store, MemoryStore | ObstoreStore):
         return sorted(store.list_prefix(""))
     return sorted(
         (os.path.relpath(os.path.join(d, f), tmp_path), os.path.getsize(os.path.join(d, f)))
@@ -387,7 +389,7 @@ def test_generation_capability_and_round_trip(store: Store) -> None:
     from zarrflow.errors import UnsupportedOperationError
     from zarrflow.storage import IfAbsent, Versioned
 
-    on_s3 = isinstance(store, FsspecStore) and store.url.startswith("s3://")
+    on_s3 = isinstance(store, FsspecStore | ObstoreStore) and store.url.startswith("s3://")
     supported = isinstance(store, MemoryStore | LocalStore) or on_s3
     assert store.supports_generations is supported
     if supported:
@@ -607,13 +609,15 @@ def test_store_from_url_dispatch(tmp_path: Path) -> None:
         (str(tmp_path / "a.zip"), ZipStore, "path", str(tmp_path / "a.zip")),
         ("zip://" + str(tmp_path / "b.zip"), ZipStore, "path", str(tmp_path / "b.zip")),
         ("memory://named", MemoryStore, "name", "named"),
-        ("s3://bucket/x.zarr", FsspecStore, "root", "bucket/x.zarr"),
         ("simplecache::memory://chained", FsspecStore, "url", "simplecache::memory://chained"),
     ]
     for url, cls, attribute, where in cases:
         store = store_from_url(url, read_only=False)
         assert (type(store), getattr(store, attribute), store.read_only) == (cls, where, False)
         store.close()
+    with dask.config.set({"zarrflow.object_store": "fsspec"}):
+        store = store_from_url("s3://bucket/x.zarr", read_only=False)
+        assert (type(store), store.root, store.read_only) == (FsspecStore, "bucket/x.zarr", False)
     assert store_from_url(str(tmp_path / "a.zip"), read_only=True).mode == "r"
     (tmp_path / "dir.zip").mkdir()
     assert type(store_from_url(tmp_path / "dir.zip")) is LocalStore

@@ -275,3 +275,197 @@ def test_unreadable_variable_names_drop_variables(tmp_path):
 def test_unknown_keyword_is_refused(store):
     with pytest.raises(TypeError, match="unexpected keyword"):
         xr.open_dataset(store, engine="zarrflow", not_an_option=1)
+
+
+# -- identical to engine="zarr": data kinds, formats, consolidation, chunks, encoding ----------
+def _cf_dataset() -> xr.Dataset:
+    """Datetime coordinate with bounds, bool, packed int, NaN-filled float, timedelta."""
+    time = pd.date_range("2001-01-01", periods=12, freq="6h")
+    bounds = np.stack([time.values, (time + pd.Timedelta("6h")).values], axis=1)
+    rng = np.random.default_rng(1)
+    tas = rng.normal(288, 4, size=(12, 5, 7))
+    tas[2:4] = np.nan
+    ds = xr.Dataset(
+        {
+            "tas": (("time", "lat", "lon"), tas, {"units": "K", "cell_methods": "time: mean"}),
+            "wet": (("time", "lat"), rng.random((12, 5)) > 0.5),
+            "precip": (("time", "lat"), rng.random((12, 5)) * 10),
+            "time_bnds": (("time", "nv"), bounds),
+            "lag": (("time",), pd.to_timedelta(np.arange(12), "h").values),
+            "nan_only": (("lat",), np.full(5, np.nan)),
+        },
+        coords={
+            "time": time,
+            "lat": np.linspace(-60, 60, 5),
+            "lon": np.arange(7) * 50.0,
+        },
+        attrs={"Conventions": "CF-1.8"},
+    )
+    ds["time"].attrs["bounds"] = "time_bnds"
+    ds["precip"][0, 0] = np.nan
+    ds["precip"].encoding = {
+        "dtype": "int16",
+        "scale_factor": 0.001,
+        "add_offset": 5.0,
+        "_FillValue": np.int16(-32768),
+    }
+    return ds.chunk({"time": 5, "lat": 2})
+
+
+def _write(ds: xr.Dataset, path: str, fmt: int, consolidated: bool, **kwargs) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.to_zarr(path, zarr_format=fmt, consolidated=consolidated, mode="w", **kwargs)
+    return path
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(2, False), (2, True), (3, False), (3, True)],
+    ids=["v2", "v2-consolidated", "v3", "v3-consolidated"],
+)
+def cf_store(request, tmp_path_factory) -> str:
+    fmt, consolidated = request.param
+    path = str(tmp_path_factory.mktemp("cf") / "cf.zarr")
+    return _write(_cf_dataset(), path, fmt, consolidated)
+
+
+def _codec_json(value):
+    """A codec (zarr-python object, numcodecs object or JSON config) as comparable JSON."""
+    import json
+
+    if isinstance(value, tuple | list):
+        return [_codec_json(v) for v in value]
+    if value is None or isinstance(value, dict | int):
+        return json.loads(json.dumps(value))
+    if hasattr(value, "to_dict"):  # zarr-python v3 codec
+        return json.loads(json.dumps(value.to_dict()))
+    return value.get_config()  # numcodecs
+
+
+def _assert_zarr_encoding_equal(ours: xr.Dataset, theirs: xr.Dataset) -> None:
+    for name in theirs.variables:
+        a, b = ours[name].encoding, theirs[name].encoding
+        for key in ("compressors", "filters", "serializer", "shards"):
+            assert (key in a) == (key in b), (name, key)
+            assert _codec_json(a.get(key)) == _codec_json(b.get(key)), (name, key)
+        assert tuple(a["chunks"]) == tuple(b["chunks"]), name
+        assert a["preferred_chunks"] == b["preferred_chunks"], name
+
+
+@pytest.mark.parametrize("decode_coords", [True, "all"])
+def test_cf_dataset_identical_to_zarr_engine_eager(cf_store, decode_coords):
+    ours = xr.open_dataset(cf_store, engine="zarrflow", decode_coords=decode_coords).load()
+    theirs = xr.open_dataset(cf_store, engine="zarr", decode_coords=decode_coords).load()
+    xr.testing.assert_identical(ours, theirs)
+    _assert_zarr_encoding_equal(ours, theirs)
+    assert ours["tas"].isnull().sum() == 2 * 5 * 7 and ours["wet"].dtype == bool
+    assert ours["time"].dtype.kind == "M" and ours["lag"].dtype.kind == "m"
+    assert ("time_bnds" in ours.coords) == (decode_coords == "all")
+
+
+@pytest.mark.parametrize("chunks", [{}, "auto", {"time": 10}], ids=["stored", "auto", "explicit"])
+def test_cf_dataset_identical_to_zarr_engine_with_dask_chunks(cf_store, chunks):
+    ours = xr.open_dataset(cf_store, engine="zarrflow", chunks=chunks)
+    theirs = xr.open_dataset(cf_store, engine="zarr", chunks=chunks)
+    for name in theirs.variables:
+        assert ours[name].chunks == theirs[name].chunks, name
+    if chunks == {}:
+        assert ours["tas"].chunks == ((5, 5, 2), (2, 2, 1), (7,))  # the stored chunks
+    xr.testing.assert_identical(ours.compute(), theirs.compute())
+
+
+def test_consolidated_keyword_as_the_zarr_engine(tmp_path):
+    plain = _write(_cf_dataset(), str(tmp_path / "plain.zarr"), 3, False)
+    for engine in ("zarr", "zarrflow"):
+        with pytest.raises(Exception, match="onsolidated"):
+            xr.open_dataset(plain, engine=engine, consolidated=True)
+    xr.testing.assert_identical(
+        xr.open_dataset(plain, engine="zarrflow", consolidated=False),
+        xr.open_dataset(plain, engine="zarr", consolidated=False),
+    )
+    cons = _write(_cf_dataset(), str(tmp_path / "cons.zarr"), 2, True)
+    xr.testing.assert_identical(
+        xr.open_dataset(cons, engine="zarrflow", consolidated=True, cache_members=False),
+        xr.open_dataset(cons, engine="zarr", consolidated=True),
+    )
+    with pytest.raises(TypeError, match="disagree"):
+        xr.open_dataset(cons, engine="zarrflow", consolidated=True, use_consolidated=False)
+    with pytest.raises(zf.ZarrflowError, match="mode must be 'r'"):
+        xr.open_dataset(cons, engine="zarrflow", mode="r+")
+
+
+def test_group_and_fill_value_mask_keywords(tmp_path):
+    path = str(tmp_path / "groups.zarr")
+    ds = xr.Dataset({"v": (("x",), np.array([1.0, 0.0, 3.0]))})
+    for fmt in (2, 3):
+        _write(ds, path + str(fmt), fmt, False, group="sub/leaf")
+        for mask in (None, True, False):
+            ours = xr.open_dataset(
+                path + str(fmt),
+                engine="zarrflow",
+                group="sub/leaf",
+                use_zarr_fill_value_as_mask=mask,
+            )
+            # the zarr engine's store reads the keyword (its open_dataset passes None on)
+            store = xr.backends.ZarrStore.open_group(
+                path + str(fmt), group="sub/leaf", mode="r", use_zarr_fill_value_as_mask=mask
+            )
+            theirs = xr.open_dataset(store)
+            xr.testing.assert_identical(ours, theirs)
+
+
+def test_sharded_dataset_chunks_and_encoding_match(tmp_path):
+    ds = xr.Dataset({"v": (("t", "x"), np.arange(24 * 30, dtype="f4").reshape(24, 30))})
+    path = _write(
+        ds,
+        str(tmp_path / "sharded.zarr"),
+        3,
+        False,
+        encoding={"v": {"chunks": (4, 5), "shards": (8, 15)}},
+    )
+    ours = xr.open_dataset(path, engine="zarrflow", chunks={})
+    theirs = xr.open_dataset(path, engine="zarr", chunks={})
+    assert ours["v"].encoding["chunks"] == (4, 5) and ours["v"].encoding["shards"] == (8, 15)
+    assert ours["v"].chunks == theirs["v"].chunks
+    _assert_zarr_encoding_equal(ours, theirs)
+    xr.testing.assert_identical(ours.compute(), theirs.compute())
+    grouped = xr.open_dataset(path, engine="zarrflow", chunks={}, task_blocks=True)
+    blocks = grouped["v"].chunks  # zarrflow's read-task blocks: whole shards (grouped)
+    assert all(n % s == 0 for axis, s in zip(blocks, (8, 15), strict=True) for n in axis[:-1])
+    assert blocks != ours["v"].chunks and len(blocks[0]) * len(blocks[1]) <= 6
+    xr.testing.assert_identical(grouped.compute(), theirs.compute())
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_round_trip_through_zarrflow_keeps_the_codecs(tmp_path, fmt):
+    import numcodecs
+
+    ds = _cf_dataset().chunk({"time": 6, "lat": 5})  # whole shards per dask block
+    if fmt == 2:
+        codecs = {"compressors": [numcodecs.Zlib(level=2)], "filters": [numcodecs.Delta("f8")]}
+        encoding = {"tas": codecs, "lat": {"compressors": [numcodecs.BZ2(level=3)]}}
+    else:
+        gzip = {"name": "gzip", "configuration": {"level": 4}}
+        encoding = {
+            "tas": {"compressors": [gzip], "chunks": (3, 5, 7), "shards": (6, 5, 7)},
+            "lat": {
+                "compressors": [],
+                "serializer": {"name": "bytes", "configuration": {"endian": "big"}},
+            },
+        }
+    p = _write(ds, str(tmp_path / "p.zarr"), fmt, False, encoding=encoding)
+    q = str(tmp_path / "q.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        xr.open_dataset(p, engine="zarrflow").to_zarr(q, zarr_format=fmt, consolidated=False)
+    src, dst = zf.open_group(p, mode="r"), zf.open_group(q, mode="r")
+    assert sorted(src) == sorted(dst)
+    for name in src:
+        a, b = src[name], dst[name]
+        assert (a.compressors, a.filters, a.serializer) == (b.compressors, b.filters, b.serializer)
+        assert (a.chunks, a.shards, a.dtype) == (b.chunks, b.shards, b.dtype), name
+    assert dst["tas"].compressors[0] != dst["time"].compressors[0]  # the choice survived
+    xr.testing.assert_identical(
+        xr.open_dataset(q, engine="zarr").load(), xr.open_dataset(p, engine="zarr").load()
+    )

@@ -13,13 +13,19 @@ from __future__ import annotations
 
 from zarrflow import config as _config  # noqa: F401 - registers zarrflow.* Dask config defaults
 from zarrflow.api import (
+    array,
     consolidate_metadata,
     create,
+    empty,
+    full,
+    ones,
     open,
     open_array,
+    open_consolidated,
     open_group,
     plan_write,
     to_zarr,
+    zeros,
 )
 from zarrflow.chunks.cache import ChunkCache
 from zarrflow.errors import (
@@ -97,15 +103,21 @@ __all__ = [
     "WritePlan",
     "ZarrflowError",
     "__version__",
+    "array",
     "batches",
     "consolidate_metadata",
     "create",
+    "empty",
     "from_dask_dataframe",
+    "full",
+    "ones",
     "open",
     "open_array",
+    "open_consolidated",
     "open_group",
     "plan_write",
     "profile",
     "to_dask_dataframe",
     "to_zarr",
+    "zeros",
 ]

@@ -12,6 +12,7 @@ from zarrflow.errors import (
     ContainsArrayError,
     ContainsGroupError,
     GroupNotFoundError,
+    MetadataError,
     NodeNotFoundError,
     ZarrflowError,
 )
@@ -20,20 +21,28 @@ from zarrflow.hierarchy.group import Group, create_array, create_group, probe_no
 from zarrflow.hierarchy.group import open_node as _open_node
 from zarrflow.hierarchy.nodes import DEFAULT, node_exists, normalize_path
 from zarrflow.metadata import write_consolidated
-from zarrflow.storage import ReadOnlyStore, Store, ZipStore, store_from_url
+from zarrflow.metadata.consolidated import probe_node_metadata
+from zarrflow.storage import MemoryStore, ReadOnlyStore, Store, ZipStore, store_from_url
 
 __all__ = [
+    "array",
     "consolidate_metadata",
     "create",
+    "empty",
+    "full",
+    "ones",
     "open",
     "open_array",
+    "open_consolidated",
     "open_group",
     "plan_write",
     "to_zarr",
+    "zeros",
 ]
 
 Mode = Literal["r", "r+", "a", "w", "w-", "x"]
-StoreLike = str | os.PathLike | Store
+#: a URL or path, a Store, an fsspec FSMap, (filesystem, path), or a zarr-python store
+StoreLike = str | os.PathLike | Store | Any
 _MODES = ("r", "r+", "a", "w", "w-", "x")
 
 
@@ -43,17 +52,18 @@ def _store(store: StoreLike, mode: str, storage_options: Mapping[str, Any] | Non
     if mode == "w" and isinstance(store, str | os.PathLike) and os.fspath(store).endswith(".zip"):
         # a zip archive cannot replace members in place: mode "w" starts a new one
         return ZipStore(os.fspath(store).removeprefix("zip://"), mode="w")
-    if isinstance(store, Store) and mode == "r" and not store.read_only:
-        return ReadOnlyStore(store)  # mode "r" holds for store objects too
-    return store_from_url(store, storage_options=storage_options, read_only=mode == "r")
+    st = store_from_url(store, storage_options=storage_options, read_only=mode == "r")
+    if mode == "r" and not st.read_only:
+        return ReadOnlyStore(st)  # mode "r" holds for store objects too
+    return st
 
 
 def create(
     store: StoreLike,
     *,
-    shape: Sequence[int] | int,
-    chunks: Sequence[int] | int | None = None,
-    dtype: Any = "float64",
+    shape: Sequence[int] | int | None = None,
+    chunks: Sequence[int] | int | str | None = None,
+    dtype: Any = None,
     compressor: Any = DEFAULT,
     fill_value: Any = 0,
     zarr_format: int = 3,
@@ -69,6 +79,7 @@ def create(
     overwrite: bool = False,
     path: str | None = None,
     write_empty_chunks: bool = False,
+    data: Any = None,
     chunk_cache: ChunkCache | int | None = None,
 ) -> Array:
     """Create a new Zarr array.
@@ -77,9 +88,14 @@ def create(
     ----------
     store
         A path, an fsspec URL (``"s3://bucket/a.zarr"``, ``"memory://x"``, a
-        ``.zip`` file) or a :class:`~zarrflow.storage.Store`.
+        ``.zip`` file), a ``pathlib.Path``, an fsspec ``FSMap`` or
+        ``(filesystem, path)``, a :class:`~zarrflow.storage.Store`, or a
+        zarr-python store (see :func:`~zarrflow.storage.store_from_url`).
     shape, chunks, dtype
-        The array's shape, chunk shape (``None`` picks ~4 MiB chunks) and dtype.
+        The array's shape, chunk shape and dtype (default float64). ``chunks``:
+        ``None`` picks ~4 MiB chunks, ``"auto"`` zarr-python's rule, ``-1`` on
+        an axis the whole axis (see :mod:`zarrflow.hierarchy.chunking`). With
+        ``shards``, ``chunks`` is the inner chunk, as in zarr-python.
     compressor
         ``"zstd"`` (the default), another numcodecs name, ``(name, {options})``,
         a numcodecs codec, or ``None`` for no compression.
@@ -103,6 +119,9 @@ def create(
         Where inside the store the array lives.
     write_empty_chunks
         Store chunks that hold only the fill value (by default they are not).
+    data
+        Array-like (or dask array) to write into the new array; it gives
+        ``shape`` and ``dtype`` when they are not given.
     chunk_cache
         Read through a cache of decoded chunks: a :class:`~zarrflow.ChunkCache`
         (shareable between arrays) or its size in bytes; 0 for none; None for
@@ -137,6 +156,7 @@ def create(
         attributes=attributes,
         overwrite=overwrite,
         write_empty_chunks=write_empty_chunks,
+        data=data,
     )
     return _cached(array, chunk_cache)
 
@@ -146,6 +166,188 @@ def _cached(node: Any, chunk_cache: ChunkCache | int | None) -> Any:
     if chunk_cache is not None:
         node.use_chunk_cache(chunk_cache)
     return node
+
+
+def _new_store(store: StoreLike | None) -> StoreLike:
+    """``store``, or a new in-memory store when None (zarr-python's default)."""
+    return MemoryStore() if store is None else store
+
+
+def empty(shape: Sequence[int] | int, *, store: StoreLike | None = None, **kwargs: Any) -> Array:
+    """A new array whose elements read as the fill value (zarr-python's ``empty``).
+
+    Parameters
+    ----------
+    shape
+        The array's shape.
+    store
+        Where to create it (default: a new in-memory store).
+    **kwargs
+        As :func:`create`.
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> zf.empty((2, 3), dtype="i2").shape
+    (2, 3)
+    """
+    return create(_new_store(store), shape=shape, **kwargs)
+
+
+def zeros(shape: Sequence[int] | int, *, store: StoreLike | None = None, **kwargs: Any) -> Array:
+    """A new array of zeros (fill value 0: no chunk is written).
+
+    Parameters
+    ----------
+    shape
+        The array's shape.
+    store
+        Where to create it (default: a new in-memory store).
+    **kwargs
+        As :func:`create`.
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> zf.zeros((2, 2), chunks=1)[:].tolist()
+    [[0.0, 0.0], [0.0, 0.0]]
+    """
+    return full(shape, 0, store=store, **kwargs)
+
+
+def ones(shape: Sequence[int] | int, *, store: StoreLike | None = None, **kwargs: Any) -> Array:
+    """A new array of ones (fill value 1: no chunk is written).
+
+    Parameters
+    ----------
+    shape
+        The array's shape.
+    store
+        Where to create it (default: a new in-memory store).
+    **kwargs
+        As :func:`create`.
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> int(zf.ones(5, dtype="u1")[:].sum())
+    5
+    """
+    return full(shape, 1, store=store, **kwargs)
+
+
+def full(
+    shape: Sequence[int] | int,
+    fill_value: Any,
+    *,
+    store: StoreLike | None = None,
+    **kwargs: Any,
+) -> Array:
+    """A new array of ``fill_value`` (the array's fill value: no chunk is written).
+
+    Parameters
+    ----------
+    shape
+        The array's shape.
+    fill_value
+        What every element reads as.
+    store
+        Where to create it (default: a new in-memory store).
+    **kwargs
+        As :func:`create`.
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> zf.full(3, 7, dtype="i4")[:].tolist()
+    [7, 7, 7]
+    """
+    return create(_new_store(store), shape=shape, fill_value=fill_value, **kwargs)
+
+
+def array(data: Any, *, store: StoreLike | None = None, **kwargs: Any) -> Array:
+    """A new array holding ``data`` (zarr-python's ``array``); shape and dtype from it.
+
+    Parameters
+    ----------
+    data
+        Array-like, or a dask array (written task by task).
+    store
+        Where to create it (default: a new in-memory store).
+    **kwargs
+        As :func:`create`.
+
+    Examples
+    --------
+    >>> import numpy as np, zarrflow as zf
+    >>> a = zf.array(np.arange(6).reshape(2, 3), chunks=(1, -1))
+    >>> a.chunks, a[1].tolist()
+    ((1, 3), [3, 4, 5])
+    """
+    return create(_new_store(store), data=data, **kwargs)
+
+
+def open_consolidated(
+    store: StoreLike,
+    *,
+    mode: Mode = "r",
+    path: str | None = None,
+    zarr_format: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Group:
+    """Open a group from its consolidated metadata (zarr-python's ``open_consolidated``).
+
+    Unlike :func:`open_group`, which uses consolidated metadata where it
+    finds it, this raises when there is none.
+
+    Parameters
+    ----------
+    store
+        Where the hierarchy lives.
+    mode
+        ``"r"`` (default) or ``"r+"``/``"a"``: the members come from the
+        consolidated metadata either way.
+    path
+        The group's path inside the store.
+    zarr_format
+        2 or 3 to look for one format only.
+    storage_options
+        Passed to fsspec for remote stores.
+
+    Raises
+    ------
+    GroupNotFoundError
+        When there is no group at ``path``.
+    MetadataError
+        When the group has no consolidated metadata.
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> g = zf.open_group("memory://doc-open-consolidated", mode="w")
+    >>> _ = g.create_array("x", shape=(2,), dtype="i1")
+    >>> _ = zf.consolidate_metadata("memory://doc-open-consolidated")
+    >>> list(zf.open_consolidated("memory://doc-open-consolidated"))
+    ['x']
+    """
+    if mode not in ("r", "r+", "a"):
+        raise ZarrflowError(
+            f"open_consolidated opens an existing group: mode 'r', 'r+' or 'a', not {mode!r}"
+        )
+    st = _store(store, mode, storage_options)
+    p = normalize_path(path)
+    found = probe_node_metadata(st, p, zarr_format, consolidated=True)
+    if found is None:
+        raise GroupNotFoundError(f"no group at {_where(st, p)!r}")
+    meta, members = found
+    if meta.node_type != "group":
+        raise ContainsArrayError(f"{_where(st, p)!r} is an array, not a group")
+    if members is None:
+        raise MetadataError(
+            f"group {_where(st, p)!r} has no consolidated metadata; write it with "
+            "zarrflow.consolidate_metadata, or open it with open_group"
+        )
+    return _open_node(st, p, metadata=meta, consolidated=members)
 
 
 def open(
@@ -159,7 +361,7 @@ def open(
 ) -> Array | Group:
     """Open an array or group; with mode ``"a"``/``"w"`` create it when missing.
 
-    A missing node is created as an array when ``shape`` is given, else as a
+    A missing node is created as an array when ``shape`` or ``data`` is given, else as a
     group. Modes: ``r`` read-only, ``r+`` read/write (must exist), ``a``
     read/write (create if missing), ``w`` create (replace), ``w-``/``x`` create
     (fail if it exists). ``chunk_cache=`` (bytes or a :class:`~zarrflow.ChunkCache`)
@@ -182,7 +384,7 @@ def open(
     if mode in ("r", "r+"):
         raise NodeNotFoundError(f"no array or group at {_where(st, p)!r} (mode {mode!r})")
     fmt = zarr_format if zarr_format is not None else 3
-    if "shape" in kwargs:
+    if "shape" in kwargs or "data" in kwargs:
         node = create_array(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
     else:
         node = create_group(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
@@ -251,7 +453,7 @@ def open_array(
             raise ContainsGroupError(f"{_where(st, p)!r} is a group, not an array")
         if node is not None:
             return _cached(node, chunk_cache)
-    if mode in ("r", "r+") or "shape" not in kwargs:
+    if mode in ("r", "r+") or ("shape" not in kwargs and "data" not in kwargs):
         hint = "" if mode in ("r", "r+") else "; pass shape= (and dtype=, chunks=) to create it"
         raise ArrayNotFoundError(f"no array at {_where(st, p)!r} (mode {mode!r}){hint}")
     fmt = zarr_format if zarr_format is not None else 3

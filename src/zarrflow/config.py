@@ -36,6 +36,10 @@ DEFAULTS: dict = {
         # running then is cancelled). For S3 stores zarrflow builds, botocore's and
         # s3fs's own retry loops are off, so these bound every request; see
         # zarrflow.storage.remote for how the loops compose when they are on.
+        # the backend of s3:// gs:// az:// http(s):// URLs: "auto" (obstore when it is
+        # installed and every storage option maps to it, else fsspec), "obstore" or
+        # "fsspec" (see zarrflow.storage.url.store_from_url)
+        "object_store": "auto",
         "retries": {"attempts": 5, "backoff": 0.1, "max_backoff": 5.0, "max_time": 60.0},
         # a local stream projected (from its first chunks) to finish within this many
         # seconds stays in the caller's thread; 0: always run as Dask tasks

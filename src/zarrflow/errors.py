@@ -8,6 +8,7 @@ what was expected, so a user can tell from the message alone what went wrong.
 from __future__ import annotations
 
 __all__ = [
+    "AllocationError",
     "ArrayNotFoundError",
     "ChunkFailure",
     "ChunkTimeoutError",
@@ -35,6 +36,10 @@ __all__ = [
 
 class ZarrflowError(Exception):
     """Base class of every error zarrflow raises on purpose."""
+
+
+class AllocationError(ZarrflowError, MemoryError):
+    """The result of a selection is too large to allocate in memory."""
 
 
 class MetadataError(ZarrflowError, ValueError):

@@ -28,6 +28,7 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from time import perf_counter
+from typing import Any
 
 import dask
 import numpy as np
@@ -43,6 +44,7 @@ from zarrflow.errors import (
     StoreError,
 )
 from zarrflow.indexing import ChunkProjection
+from zarrflow.metadata import default_fill_value
 from zarrflow.storage import Store
 from zarrflow.storage.keys import is_valid_key
 from zarrflow.storage.local import LocalStore
@@ -69,11 +71,14 @@ def _codec_names(pipeline: CodecPipeline) -> str:
     return "+".join(str(getattr(s, "name", type(s).__name__)) for s in stages)
 
 
-def _fill_scalar(metadata) -> np.generic:
-    """The value missing chunks read as (v2 ``null`` reads as zero)."""
+def _fill_scalar(metadata) -> Any:
+    """The value missing chunks read as (v2 ``null`` reads as the dtype's default:
+    zero, NaT, "" for strings). A variable-length fill is a Python ``str``/``bytes``."""
     fv = metadata.fill_value
     if fv is None:
-        return np.zeros((), dtype=metadata.dtype)[()]
+        return default_fill_value(np.dtype(metadata.dtype))
+    if metadata.dtype.kind == "O":
+        return fv
     return np.asarray(fv, dtype=metadata.dtype)[()]
 
 
@@ -133,14 +138,19 @@ class ChunkIO:
         self.store = with_retries(store)
         self.path = path
         self.metadata = metadata
-        self.pipeline = CodecPipeline.from_metadata(metadata)
+        self.name = f"{store.url.rstrip('/')}/{path}" if path else store.url
+        try:
+            self.pipeline = CodecPipeline.from_metadata(metadata)
+        except CodecError as e:  # unknown codec, bad configuration: say which array
+            raise type(e)(f"array {self.name!r}: {e}") from e
         self.prefix = f"{path}/" if path else ""
         self.chunk_shape = tuple(metadata.chunks)
         self.dtype = np.dtype(metadata.dtype)
         self.fill = _fill_scalar(metadata)
-        self._fill_is_nan = self.dtype.kind in "fc" and bool(np.isnan(self.fill))
+        self._fill_is_nan = (self.dtype.kind in "fc" and bool(np.isnan(self.fill))) or (
+            self.dtype.kind in "mM" and bool(np.isnat(self.fill))
+        )
         self.write_empty_chunks = write_empty_chunks
-        self.name = f"{store.url.rstrip('/')}/{path}" if path else store.url
         self._codecs = _codec_names(self.pipeline)
         self._plan_reads()
 
@@ -477,10 +487,11 @@ class ChunkIO:
             raise ReadOnlyError(f"array {self.name!r} is read-only: cannot write chunks")
 
     def is_fill(self, chunk: np.ndarray) -> bool:
-        """True when every element equals the fill value (NaN equals NaN)."""
+        """True when every element equals the fill value (NaN equals NaN, NaT equals NaT;
+        an object chunk of strings or bytes compares element by element)."""
         if self._fill_is_nan:
-            return bool(np.isnan(chunk).all())
-        return bool((chunk == self.fill).all())
+            return bool((np.isnat(chunk) if self.dtype.kind in "mM" else np.isnan(chunk)).all())
+        return bool(np.asarray(chunk == self.fill).all())
 
     def encode_chunk(self, coords: Sequence[int], chunk: np.ndarray) -> bytes | None:
         """The stored bytes of one whole chunk, or None for an all-fill chunk not to store."""

@@ -62,7 +62,7 @@ class ShardIO(ChunkIO):
     >>> a = zf.create("memory://doc-shard-io", shape=(8, 8), chunks=(2, 2), shards=(4, 4),
     ...               dtype="i4")
     >>> a[0:3, 0:3] = 1
-    >>> type(a.engine).__name__, int(a[:].sum()), a.nchunks_initialized
+    >>> type(a.engine).__name__, int(a[:].sum()), a.nshards_initialized
     ('ShardIO', 9, 1)
     """
 

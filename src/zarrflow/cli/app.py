@@ -158,8 +158,12 @@ def _add_copy(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="write Zarr format 2 or 3 (default: the source's)",
     )
-    copy.add_argument("--chunks", default=None, help="new chunk shape, e.g. 256,256")
-    copy.add_argument("--shards", default=None, help="shard shape, e.g. 2048,2048 (Zarr v3)")
+    copy.add_argument(
+        "--chunks", default=None, help="new chunk shape (inner chunk with --shards), e.g. 256,256"
+    )
+    copy.add_argument(
+        "--shards", default=None, help="shard shape, e.g. 2048,2048 (Zarr v3; --chunks inside)"
+    )
     copy.add_argument(
         "--compressor", default=None, help="e.g. zstd, blosc, gzip, lz4, none (default: kept)"
     )

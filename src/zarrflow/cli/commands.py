@@ -450,8 +450,7 @@ def _describe(node: zf.Array | zf.Group) -> str:
     """One line on a node's layout, for ``copy``'s summary."""
     if isinstance(node, zf.Group):
         return f"group, Zarr v{node.zarr_format}, {len(node)} members"
-    inner = getattr(node.metadata, "inner_chunks", None)
-    layout = f"chunks {inner}, shards {node.chunks}" if inner else f"chunks {node.chunks}"
+    layout = f"chunks {node.chunks}" + (f", shards {node.shards}" if node.shards else "")
     return f"array, Zarr v{node.zarr_format}, {layout}, codecs: {_codec_names(node)}"
 
 
@@ -526,8 +525,9 @@ def stats(args: argparse.Namespace) -> int:
             result = array_statistics(a, scheduler=client, progress_callback=bar)
         elapsed = time.perf_counter() - t0
     stored = result["chunks_read"]
+    layout = f"{a.nchunks} chunks" + (f" (inner; {a.nshards} shards)" if a.shards else "")
     _say(
-        f"{a.name}: shape {a.shape}, {a.dtype}, {a.nchunks} chunks, {stored} stored and read "
+        f"{a.name}: shape {a.shape}, {a.dtype}, {layout}, {stored} stored and read "
         f"({elapsed:.2f} s)"
     )
     for key in ("count", "min", "max", "mean", "std", "nan_count"):

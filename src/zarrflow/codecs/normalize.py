@@ -20,6 +20,7 @@ from zarrflow.codecs.pipeline import parse_codecs_v3
 from zarrflow.codecs.registry import ChunkSpec
 from zarrflow.codecs.v3 import NUMCODECS_PREFIX, numcodecs_to_v3, v3_to_numcodecs
 from zarrflow.errors import CodecError, UnknownCodecError
+from zarrflow.metadata.object_dtypes import object_kind
 
 __all__ = [
     "COMPRESSOR_NAMES",
@@ -34,6 +35,7 @@ DEFAULT_COMPRESSOR: dict[str, Any] = {"id": "zstd", "level": 3, "checksum": Fals
 #: Compressor names accepted by name (any other numcodecs id works too).
 COMPRESSOR_NAMES = ("zstd", "blosc", "lz4", "gzip", "zlib", "bz2", "lzma")
 _NEEDS_DTYPE = ("delta", "fixedscaleoffset", "quantize")
+_VLEN_CODECS = {"string": "vlen-utf8", "variable_length_bytes": "vlen-bytes"}
 
 
 def _config_from_name(name: str, options: Mapping[str, Any], what: str) -> dict[str, Any]:
@@ -158,6 +160,18 @@ def _filter_codecs_v3(filters: Any, dtype: np.dtype) -> tuple[list[dict], list[d
     return before, after, dtype
 
 
+def _listed(x: Any) -> list[Any]:
+    return [x] if isinstance(x, str | Mapping | Codec | tuple) else list(x)
+
+
+def _filter_id(x: Any) -> Any:
+    if isinstance(x, Codec):
+        return x.codec_id
+    if isinstance(x, Mapping):
+        return x.get("id")
+    return x
+
+
 def build_codecs_v3(
     *,
     compressor: Any = None,
@@ -198,9 +212,15 @@ def build_codecs_v3(
             )
     elif order != "C":
         raise CodecError(f"order must be 'C' or 'F', got {order!r}")
+    vlen = _VLEN_CODECS.get(object_kind(dtype))  # type: ignore[arg-type]
+    if vlen is not None and filters:  # a v2 object codec filter is v3's vlen codec itself
+        filters = [f for f in _listed(filters) if _filter_id(f) != vlen] or None
     before, after, bytes_dtype = _filter_codecs_v3(filters, dtype)
     result += before
-    if bytes_dtype.itemsize == 1:
+    if vlen is not None:  # variable-length: zarr-python's vlen-utf8 / vlen-bytes
+        result.append({"name": vlen, "configuration": {}})
+        bytes_dtype = np.dtype("u1")
+    elif bytes_dtype.byteorder == "|":  # one byte, S, V, structured: no byte order
         result.append({"name": "bytes"})
     else:
         result.append({"name": "bytes", "configuration": {"endian": "little"}})

@@ -9,10 +9,17 @@ out in the constructor, including the exact decoded size at every step, so
 decoding can be bounded and checked and the common case (one compressor that
 can decode into a buffer, no filters, no byte swap) is one header check and
 one numcodecs call straight into the caller's array.
+
+Variable-length data types (strings, bytes) have no fixed chunk size: their
+array -> bytes stage (``vlen-utf8``, ``vlen-bytes``; in v2 the first filter)
+says so, the pipeline's :attr:`CodecPipeline.fixed_size` is False, and a
+decode produces a new object array of the chunk shape that the caller places
+(or that is copied into ``out``). The fixed-size paths above never see them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
@@ -29,6 +36,7 @@ from zarrflow.codecs.registry import (
     lookup_codec,
 )
 from zarrflow.codecs.v3 import BytesCodec, TransposeCodec, byte_view
+from zarrflow.codecs.vlen import vlen_codec_from_config
 from zarrflow.errors import CodecError, CorruptChunkError
 
 __all__ = ["CodecPipeline", "parse_codecs_v3"]
@@ -44,6 +52,11 @@ _KIND_WORDS = {
 def _unknown_size_limit(chunk_nbytes: int) -> int:
     """The decode bound where a filter makes the exact size unknowable."""
     return max(16 * chunk_nbytes, 1 << 24)
+
+
+def _variable_size_limit(n_elements: int) -> int:
+    """The decode bound for a chunk of variable-length elements (about 4 KiB each)."""
+    return max(n_elements << 12, 1 << 28)
 
 
 def _grown_bound(size: int) -> int:
@@ -135,6 +148,8 @@ class CodecPipeline:
         self.array_to_array = tuple(s for s in array_to_array if not getattr(s, "is_identity", 0))
         self.array_to_bytes = array_to_bytes
         self.bytes_to_bytes = tuple(bytes_to_bytes)
+        #: False for variable-length types: chunks decode to new object arrays
+        self.fixed_size = bool(array_to_bytes.fixed_size)
         self._plan_decode()
         self._plan_encode()
 
@@ -142,7 +157,10 @@ class CodecPipeline:
         """Exact sizes (or bounds) at every bytes step, and the direct decode stage."""
         nbytes = ChunkSpec(self.chunk_shape, self.dtype).nbytes
         size = self.array_to_bytes.encoded_size
-        bound = size if size is not None else _unknown_size_limit(nbytes)
+        if not self.fixed_size:
+            bound = _variable_size_limit(math.prod(self.chunk_shape))
+        else:
+            bound = size if size is not None else _unknown_size_limit(nbytes)
         steps = []
         for stage in self.bytes_to_bytes:
             steps.append((stage, size, bound))
@@ -214,15 +232,23 @@ class CodecPipeline:
         elif order != "C":
             raise CodecError(f"order must be 'C' or 'F', got {order!r}")
         current: ChunkSpec | None = aa[-1].encoded_spec if aa else spec
-        for config in filters or ():
+        filters = list(filters or ())
+        for config in filters:
             if not isinstance(config, Mapping) or not isinstance(config.get("id"), str):
                 raise CodecError(f"a v2 filter must be a numcodecs config with an 'id': {config!r}")
-            codec = get_numcodec(config)
-            aa.append(NumcodecsArrayCodec(codec, current, codec.codec_id))
-            current = aa[-1].encoded_spec
         if compressor is not None and not isinstance(compressor, Mapping):
             raise CodecError(f"a v2 compressor must be a numcodecs config or None: {compressor!r}")
         bb = [NumcodecsBytesCodec(get_numcodec(compressor))] if compressor else []
+        if spec.dtype.kind == "O":  # the first filter is the object codec: array -> bytes
+            if not filters:
+                raise CodecError("an object array needs an object codec (e.g. vlen-utf8) filter")
+            ab = vlen_codec_from_config(filters[0], current)  # type: ignore[arg-type]
+            after = [NumcodecsBytesCodec(get_numcodec(f)) for f in filters[1:]]
+            return cls(spec.shape, spec.dtype, aa, ab, [*after, *bb])
+        for config in filters:
+            codec = get_numcodec(config)
+            aa.append(NumcodecsArrayCodec(codec, current, codec.codec_id))
+            current = aa[-1].encoded_spec
         return cls(spec.shape, spec.dtype, aa, BytesCodec(current, None), bb)
 
     @classmethod

@@ -84,12 +84,16 @@ class ArrayBytesCodec(ABC):
     """The array -> bytes stage bound to its input spec (None = raw bytes).
 
     ``encoded_size`` is the exact length of :meth:`encode`'s output when fixed
-    (the ``bytes`` codec), else None (e.g. sharding).
+    (the ``bytes`` codec), else None (e.g. sharding). ``fixed_size`` is False
+    for variable-length codecs (``vlen-utf8``...): their chunks have no fixed
+    byte size and :meth:`decode` returns a new object array of the chunk
+    shape, never a view of a preallocated buffer.
     """
 
     kind: ClassVar[CodecKind] = "array_to_bytes"
     name: str
     encoded_size: int | None
+    fixed_size: bool = True
 
     @abstractmethod
     def encode(self, chunk: np.ndarray) -> Any:

@@ -136,6 +136,7 @@ class ShardingCodec(ArrayBytesCodec):
             "index_location": self.index_location,
         }
         self.inner = self._inner_pipeline(self.config["codecs"])
+        self.fixed_size = self.inner.fixed_size  # variable-length inner chunks: so is a shard
         self.index_pipeline = CodecPipeline.from_v3(
             self.config["index_codecs"], np.dtype("uint64"), (*self.chunks_per_shard, 2)
         )
@@ -148,6 +149,8 @@ class ShardingCodec(ArrayBytesCodec):
         self.index_size = size
         # no encoding of an inner chunk is larger: bounds every ranged read an index asks for
         self.max_inner_nbytes = max(16 * ChunkSpec(self.inner_shape, self.dtype).nbytes, 1 << 24)
+        if not self.inner.fixed_size:  # strings: about 4 KiB an element, as the pipeline's bound
+            self.max_inner_nbytes = max(math.prod(self.inner_shape) << 12, 1 << 28)
 
     def _inner_pipeline(self, codecs: list[Any]) -> CodecPipeline:
         pipeline = CodecPipeline.from_v3(codecs, self.dtype, self.inner_shape)

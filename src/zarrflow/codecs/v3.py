@@ -95,6 +95,11 @@ class BytesCodec(ArrayBytesCodec):
             self.wire_dtype, self.encoded_size = np.dtype("u1"), None
             return
         dtype = spec.dtype
+        if dtype.kind == "O":
+            raise CodecError(
+                "the bytes codec stores fixed-size elements; a variable-length (string or "
+                "bytes) array needs 'vlen-utf8' or 'vlen-bytes' as its array -> bytes codec"
+            )
         if endian is not None and dtype.itemsize > 1 and dtype.byteorder != "|":
             dtype = dtype.newbyteorder("<" if endian == "little" else ">")
         self.wire_dtype = dtype

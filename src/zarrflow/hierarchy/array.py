@@ -11,27 +11,20 @@ import numpy as np
 from zarrflow.chunks import ChunkCache, ChunkEngine, open_engine, resolve_chunk_cache
 from zarrflow.chunks.resize import append_shape, resize_chunks
 from zarrflow.errors import ReadOnlyError, SelectionError, ValueShapeError
+from zarrflow.hierarchy.layout import ArrayLayout
 from zarrflow.hierarchy.node_base import Node
 from zarrflow.indexing import (
     BasicIndexer,
-    CoordinateIndexer,
-    MaskIndexer,
-    OrthogonalIndexer,
-    is_mask_selection,
-    selection_kind,
+    allocate_result,
+    make_indexer,
     slices_from_start_stop,
 )
+from zarrflow.metadata.object_dtypes import object_kind
 from zarrflow.parallel import stream
 from zarrflow.parallel.dask_read import parallel_read, parallel_write, to_dask
 from zarrflow.storage import Store
 
 __all__ = ["Array"]
-
-
-def _route(selection: Any, shape: tuple[int, ...]) -> str:
-    """Which indexer ``a[selection]`` uses, following NumPy and zarr-python."""
-    kind = selection_kind(selection, shape)
-    return "vindex" if kind in ("coordinate", "mask") else kind
 
 
 class _IndexView:
@@ -50,7 +43,7 @@ class _IndexView:
         self._array._set(self._array._indexer(selection, self._kind), value)
 
 
-class Array(Node):
+class Array(Node, ArrayLayout):
     """A Zarr array (v2 or v3) in a store.
 
     Open or create one with :func:`zarrflow.open` or :func:`zarrflow.create`;
@@ -138,10 +131,6 @@ class Array(Node):
         return tuple(self._meta.shape)
 
     @property
-    def chunks(self) -> tuple[int, ...]:
-        return tuple(self._meta.chunks)
-
-    @property
     def dtype(self) -> np.dtype:
         return np.dtype(self._meta.dtype)
 
@@ -169,22 +158,8 @@ class Array(Node):
     def dimension_names(self) -> tuple[str | None, ...] | None:
         return self._meta.dimension_names
 
-    @property
-    def chunk_grid_shape(self) -> tuple[int, ...]:
-        """Number of chunks along each axis."""
-        return tuple(math.ceil(s / c) for s, c in zip(self.shape, self.chunks, strict=True))
-
-    @property
-    def nchunks(self) -> int:
-        return math.prod(self.chunk_grid_shape)
-
-    @property
-    def nchunks_initialized(self) -> int:
-        """How many chunks are stored (the rest read as the fill value)."""
-        return sum(1 for _ in self.stored_chunk_keys())
-
     def stored_chunk_keys(self):
-        """The keys of the stored chunks (one listing of the array's prefix)."""
+        """The keys of the stored chunks, or shards when sharded (one listing of the prefix)."""
         engine = self._engine
         for coords in engine.stored_chunk_coords():
             yield engine.key(coords)
@@ -211,30 +186,24 @@ class Array(Node):
 
     # selection ---------------------------------------------------------------
     def _indexer(self, selection: Any, kind: str):
-        shape, chunks = self.shape, self.chunks
-        if kind == "vindex":
-            kind = "mask" if is_mask_selection(selection, shape) else "coordinate"
+        """The indexer of ``selection``: kind "numpy" (``a[...]``), "orthogonal" or "vindex"."""
         try:
-            if kind == "basic":
-                return BasicIndexer(selection, shape, chunks)
-            if kind == "orthogonal":
-                return OrthogonalIndexer(selection, shape, chunks)
-            if kind == "coordinate":
-                return CoordinateIndexer(selection, shape, chunks)
-            return MaskIndexer(selection, shape, chunks)
+            grid = self.shards or self.chunks  # the stored objects' grid
+            return make_indexer(selection, self.shape, grid, kind)
         except SelectionError as e:
             raise SelectionError(f"array {self.name!r}: {e}") from None
 
     def _get(self, indexer, selection: Any = None) -> np.ndarray:
-        flat = isinstance(indexer, CoordinateIndexer | MaskIndexer)
-        out = np.empty(indexer.shape, dtype=self.dtype)
-        parallel_read(self._engine, indexer, out, flat, selection if not flat else None)
+        out, target = allocate_result(indexer, self.dtype, self.name)
+        parallel_read(self._engine, indexer, target, False, selection)
         if out.ndim == 0:
             return out[()]
         return out
 
     def _prepare_value(self, value: Any, shape: tuple[int, ...]) -> np.ndarray:
         arr = np.asarray(value)
+        if self.dtype.kind == "O":
+            arr = self._variable_length_value(arr)
         if arr.dtype != self.dtype:
             if arr.ndim == 0 and not isinstance(value, np.ndarray | np.generic):
                 ok = np.can_cast(np.min_scalar_type(value), self.dtype, "same_kind") or (
@@ -259,19 +228,40 @@ class Array(Node):
                 f"of shape {shape}"
             ) from None
 
+    def _variable_length_value(self, arr: np.ndarray) -> np.ndarray:
+        """Values for a string (or bytes) array: an object array of ``str`` (``bytes``).
+
+        numpy ``U`` (``S``) arrays are converted; anything else is refused
+        before any chunk is written.
+        """
+        kind = object_kind(self.dtype)
+        want, code = {"string": (str, "U"), "variable_length_bytes": (bytes, "S")}.get(
+            kind,  # type: ignore[arg-type]
+            (None, ""),
+        )
+        if want is None:
+            return arr
+        if arr.dtype.kind == code:
+            return arr.astype(object)
+        if arr.dtype.kind == "O" and all(isinstance(v, want) for v in arr.flat):
+            return arr
+        raise ValueShapeError(
+            f"array {self.name!r}: a {kind} array holds {want.__name__} values only, got "
+            f"{arr.dtype} data; convert it first (e.g. .astype({want.__name__}))"
+        )
+
     def _set(self, indexer, value: Any) -> None:
         if self.read_only:
             raise ReadOnlyError(f"array {self.name!r} is read-only: cannot write")
-        flat = isinstance(indexer, CoordinateIndexer | MaskIndexer)
         arr = self._prepare_value(value, tuple(indexer.shape))
-        parallel_write(self._engine, indexer, arr, flat)
+        parallel_write(self._engine, indexer, arr.reshape(indexer.projection_shape), False)
 
     def __getitem__(self, selection: Any) -> Any:
-        kind = _route(selection, self.shape)
-        return self._get(self._indexer(selection, kind), selection if kind == "basic" else None)
+        indexer = self._indexer(selection, "numpy")
+        return self._get(indexer, selection if isinstance(indexer, BasicIndexer) else None)
 
     def __setitem__(self, selection: Any, value: Any) -> None:
-        self._set(self._indexer(selection, _route(selection, self.shape)), value)
+        self._set(self._indexer(selection, "numpy"), value)
 
     @property
     def oindex(self) -> _IndexView:
@@ -323,20 +313,63 @@ class Array(Node):
 
     # chunks -------------------------------------------------------------------
     def chunk_key(self, chunk_index: Sequence[int]) -> str:
-        """The store key of a chunk."""
-        return self._engine.key(tuple(chunk_index))
+        """The store key of a chunk; of the shard holding it, when sharded.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-chunk-key", shape=(8,), chunks=(2,), shards=(4,))
+        >>> a.chunk_key((3,))
+        'c/1'
+        """
+        return self._engine.key(self._shard_index(chunk_index))
+
+    def _shard_index(self, chunk_index: Sequence[int]) -> tuple[int, ...]:
+        if self.shards is None:
+            return tuple(chunk_index)
+        per = (s // c for s, c in zip(self.shards, self.chunks, strict=True))
+        return tuple(i // n for i, n in zip(chunk_index, per, strict=True))
 
     def read_chunk(self, chunk_index: Sequence[int]) -> np.ndarray:
-        """The decoded chunk at ``chunk_index`` (full chunk shape, fill where missing)."""
+        """The decoded chunk at ``chunk_index`` (full chunk shape, fill where missing).
+
+        For a sharded array ``chunk_index`` indexes the inner chunk grid
+        (:attr:`chunk_grid_shape`), as :meth:`chunk_stream` yields it.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-read-chunk", shape=(5,), chunks=(2,), shards=(4,),
+        ...               dtype="i1", fill_value=9)
+        >>> a[:] = 1
+        >>> a.read_chunk((2,)).tolist()
+        [1, 9]
+        """
         self._check_chunk_index(chunk_index)
+        if self.shards is not None:
+            return self._read_inner_chunk(tuple(chunk_index))
         return self._engine.read_chunk(tuple(chunk_index))
 
+    def _read_inner_chunk(self, chunk_index: tuple[int, ...]) -> np.ndarray:
+        out = np.full(self.chunks, self.fill_value, dtype=self.dtype)
+        part = self[self.chunk_slices(chunk_index)]
+        out[tuple(slice(0, n) for n in part.shape)] = part
+        return out
+
     def write_chunk(self, chunk_index: Sequence[int], chunk: Any) -> None:
-        """Replace a whole chunk with ``chunk`` (of the chunk shape)."""
+        """Replace a whole chunk with ``chunk`` (of the chunk shape).
+
+        For a sharded array this is an inner chunk: its shard is rewritten
+        with the read-modify-write of any partial write.
+        """
         self._check_chunk_index(chunk_index)
         if self.read_only:
             raise ReadOnlyError(f"array {self.name!r} is read-only: cannot write")
         arr = self._prepare_value(chunk, self.chunks)
+        if self.shards is not None:
+            region = self.chunk_slices(chunk_index)
+            self[region] = arr[tuple(slice(0, r.stop - r.start) for r in region)]
+            return
         self._engine.write_chunk(tuple(chunk_index), np.ascontiguousarray(arr))
 
     def _check_chunk_index(self, chunk_index: Sequence[int]) -> None:
@@ -348,7 +381,7 @@ class Array(Node):
             )
 
     def chunk_slices(self, chunk_index: Sequence[int]) -> tuple[slice, ...]:
-        """The region of the array a chunk covers (clipped at the array's edge)."""
+        """The region a chunk (an inner chunk, when sharded) covers, clipped at the edge."""
         return tuple(
             slice(i * c, min((i + 1) * c, s))
             for i, c, s in zip(chunk_index, self.chunks, self.shape, strict=True)
@@ -397,7 +430,10 @@ class Array(Node):
             data, so one pass reports every chunk that could not be read.
 
         Chunks at the array's edge arrive trimmed to the array's shape.
-        Breaking out of the loop cancels the reads not yet started.
+        Breaking out of the loop cancels the reads not yet started. A sharded
+        array streams its *inner* chunks (``chunk_index`` in
+        :attr:`chunk_grid_shape`, the grid of :attr:`chunks`), shard by shard,
+        each shard's index read once.
 
         Examples
         --------
@@ -438,6 +474,8 @@ class Array(Node):
         whose ``fn`` or read raised; ``on_error="return"`` yields a
         :class:`~zarrflow.ChunkFailure` in place of the result instead of raising.
         ``max_concurrency`` defaults to the number of cores (or cluster threads).
+        A sharded array is mapped per *inner* chunk (:attr:`chunks`), as
+        :meth:`chunk_stream` streams it.
 
         Examples
         --------
@@ -484,7 +522,12 @@ class Array(Node):
 
         Small chunks are grouped so one task reads about
         ``zarrflow.task_target_bytes`` (4 MiB); ``chunks_per_task`` (a count, or
-        a count per axis) sets the grouping explicitly.
+        a count per axis) sets the grouping explicitly. A sharded array's
+        blocks are whole shards (:attr:`shards`, grouped when small; one request
+        each), or inner chunks tiling a shard when a shard exceeds
+        ``zarrflow.shard_task_bytes``; there ``chunks_per_task`` counts inner
+        chunks. For the stored chunks as blocks (what xarray's ``chunks={}``
+        gives), use ``chunks_per_task=1``.
 
         Examples
         --------
@@ -539,7 +582,8 @@ class Array(Node):
     def __repr__(self) -> str:
         return (
             f"<zarrflow.Array {self.name!r} shape={self.shape} chunks={self.chunks} "
-            f"dtype={self.dtype} zarr_format={self.zarr_format}>"
+            + (f"shards={self.shards} " if self.shards else "")
+            + f"dtype={self.dtype} zarr_format={self.zarr_format}>"
         )
 
     @property

@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 from zarrflow.chunks import ChunkCache, resolve_chunk_cache
 from zarrflow.errors import (
     ContainsArrayError,
     ContainsGroupError,
+    MetadataError,
     NodeNotFoundError,
     ReadOnlyError,
 )
@@ -27,7 +30,9 @@ from zarrflow.hierarchy.nodes import (
     normalize_path,
     probe_node_metadata,
 )
-from zarrflow.metadata import GroupMetadata
+from zarrflow.hierarchy.unreadable import MEMBER_ERRORS, UnreadableMember
+from zarrflow.metadata import GroupMetadata, UnreadableMetadata
+from zarrflow.parallel.dask_write import store_dask
 from zarrflow.storage import Store, validate_key
 
 __all__ = ["Group", "create_array", "create_group", "open_node", "probe_node"]
@@ -120,6 +125,8 @@ class Group(Node):
     def __getitem__(self, name: str):
         relpath = validate_key(name)
         meta = self._consolidated_meta(relpath)
+        if isinstance(meta, UnreadableMetadata):
+            raise meta.error
         try:
             return self._with_cache(
                 open_node(
@@ -144,7 +151,10 @@ class Group(Node):
         relpath = validate_key(name)
         if self._consolidated is not None:
             return relpath in self._consolidated
-        return node_exists(self._store, self._child(relpath)) is not None
+        try:
+            return node_exists(self._store, self._child(relpath)) is not None
+        except MetadataError:  # a zarr.json that is not JSON: a member, unreadable
+            return True
 
     def keys(self) -> list[str]:
         """Names of the direct members, sorted."""
@@ -155,7 +165,11 @@ class Group(Node):
         for name in self._store.list_dir(prefix):
             if name in ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"):
                 continue
-            if node_exists(self._store, prefix + name) is not None:
+            try:
+                found = node_exists(self._store, prefix + name)
+            except MetadataError:  # a zarr.json that is not JSON: a member, unreadable
+                found = "unreadable"
+            if found is not None:
                 names.append(name)
         return names
 
@@ -166,8 +180,39 @@ class Group(Node):
         return len(self.keys())
 
     def members(self) -> list[tuple[str, Any]]:
-        """``(name, node)`` for each direct member, sorted by name."""
-        return [(k, self[k]) for k in self.keys()]
+        """``(name, node)`` for each direct member, sorted by name.
+
+        A member that cannot be opened (an unknown codec, data type or
+        extension) is an :class:`~zarrflow.hierarchy.unreadable.UnreadableMember`
+        holding the error ``self[name]`` raises; the other members are
+        unaffected. :meth:`arrays` and :meth:`groups` leave it out.
+        """
+        return [(k, self._member(k)) for k in self.keys()]
+
+    def _member(self, name: str) -> Any:
+        try:
+            return self[name]
+        except MEMBER_ERRORS as e:
+            return UnreadableMember(name, self._child(name), e)
+
+    def unreadable(self) -> list[UnreadableMember]:
+        """The members below this group (at any depth) that cannot be opened.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> g = zf.open_group("memory://doc-unreadable", mode="w")
+        >>> g.store.set("bad/zarr.json", b'{"zarr_format": 3, "node_type": "array"}')
+        >>> [(m.path, type(m.error).__name__) for m in g.unreadable()]
+        [('bad', 'MetadataError')]
+        """
+        found = []
+        for _, node in self.members():
+            if isinstance(node, UnreadableMember):
+                found.append(node)
+            elif isinstance(node, Group):
+                found += node.unreadable()
+        return found
 
     def arrays(self) -> list[tuple[str, Any]]:
         return [(k, v) for k, v in self.members() if isinstance(v, Array)]
@@ -206,6 +251,8 @@ class Group(Node):
             if isinstance(node, Group):
                 lines.append(f"{indent}{branch}{name}")
                 node._tree_lines(lines, indent + ("    " if last else "│   "))
+            elif isinstance(node, UnreadableMember):
+                lines.append(f"{indent}{branch}{name} (cannot be opened: {node.describe()})")
             else:
                 lines.append(f"{indent}{branch}{name} {node.shape} {node.dtype}")
 
@@ -298,20 +345,37 @@ def open_node(
 
 
 def create_array(
-    store: Store, path: str = "", *, write_empty_chunks: bool = False, **kwargs: Any
+    store: Store,
+    path: str = "",
+    *,
+    write_empty_chunks: bool = False,
+    data: Any = None,
+    **kwargs: Any,
 ) -> Array:
     """Write a new array's metadata at ``path`` and return the :class:`~zarrflow.Array`.
 
-    See :func:`zarrflow.create` for the keywords.
+    See :func:`zarrflow.create` for the keywords. ``data`` (array-like or a
+    dask array) gives the shape and dtype when they are not given, and is
+    written into the new array (a dask array task by task).
 
     Examples
     --------
     >>> from zarrflow.storage import MemoryStore
     >>> create_array(MemoryStore(), "a", shape=(4,), dtype="u1").shape
     (4,)
+    >>> create_array(MemoryStore(), "b", data=[1, 2, 3])[:].tolist()
+    [1, 2, 3]
     """
-    meta = create_array_metadata(store, path, **kwargs)
-    return Array(store, normalize_path(path), meta, write_empty_chunks=write_empty_chunks)
+    if data is not None and not (hasattr(data, "shape") and hasattr(data, "dtype")):
+        data = np.asarray(data)
+    meta = create_array_metadata(store, path, data=data, **kwargs)
+    array = Array(store, normalize_path(path), meta, write_empty_chunks=write_empty_chunks)
+    if data is not None:
+        if type(data).__module__.startswith("dask."):
+            store_dask(data, array.engine, None)
+        else:
+            array[...] = data
+    return array
 
 
 def create_group(store: Store, path: str = "", **kwargs: Any) -> Group:

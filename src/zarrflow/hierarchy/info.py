@@ -48,12 +48,12 @@ def _codecs(array) -> str:
 def _shard_rows(array, inner: tuple[int, ...]) -> list[tuple[str, Any]]:
     """The rows a sharded array adds: shard and inner chunk shapes, counts, layout."""
     config = array.metadata.codecs[0].get("configuration") or {}
-    per_shard = math.prod(s // c for s, c in zip(array.chunks, inner, strict=True))
+    per_shard = math.prod(s // c for s, c in zip(array.shards, inner, strict=True))
     grid = tuple(math.ceil(s / c) for s, c in zip(array.shape, inner, strict=True))
     inner_codecs = _names(config.get("codecs") or ["bytes"])
     index_codecs = _names(config.get("index_codecs") or ["bytes", "crc32c"])
     return [
-        ("Shards", array.chunks),
+        ("Shards", array.shards),
         ("Inner chunks", inner),
         ("Inner chunks per shard", per_shard),
         ("Inner chunk grid", f"{grid} ({math.prod(grid)} inner chunks)"),
@@ -71,8 +71,13 @@ def _sizes(sizes: list[int]) -> str:
     return f"{_human(min(sizes))} / {_human(mean)} / {_human(max(sizes))}"
 
 
-def array_info(array) -> NodeInfo:
+def array_info(array, complete: bool = False) -> NodeInfo:
     """Summarise an array, listing its stored chunks once for counts and sizes.
+
+    A sharded array shows ``Shards`` and ``Inner chunks`` (``Array.chunks`` is
+    the inner chunk) and counts stored shards. ``complete`` adds what
+    zarr-python's ``info_complete`` does: the chunks initialized and the bytes
+    stored, metadata included.
 
     Examples
     --------
@@ -86,7 +91,7 @@ def array_info(array) -> NodeInfo:
     if keys and not array.store.is_remote:
         sizes = [len(value or b"") for value in array.store.get_many(keys)]
     stored = sum(sizes)
-    inner = getattr(array.metadata, "inner_chunks", None)
+    inner = array.chunks if array.shards is not None else None
     rows: list[tuple[str, Any]] = [
         ("Type", "zarrflow.Array"),
         ("Name", array.name),
@@ -102,7 +107,7 @@ def array_info(array) -> NodeInfo:
         ("Bytes (uncompressed)", _human(array.nbytes)),
         (
             "Shards stored" if inner is not None else "Chunks stored",
-            f"{len(keys)} / {array.nchunks}",
+            f"{len(keys)} / {array.nshards}",
         ),
     ]
     if stored:
@@ -110,17 +115,32 @@ def array_info(array) -> NodeInfo:
         if inner is not None:
             rows.append(("Shard size (min / mean / max)", _sizes(sizes)))
         rows.append(("Compression ratio", f"{array.nbytes / stored:.1f}"))
+    if complete:
+        rows.append(("Chunks initialized", f"{array.nchunks_initialized} / {array.nchunks}"))
+        rows.append(("Bytes stored (with metadata)", array.nbytes_stored()))
     return NodeInfo(rows)
 
 
 def group_info(group) -> NodeInfo:
-    """Summarise a group: format, members and the tree below it."""
-    return NodeInfo(
-        [
-            ("Type", "zarrflow.Group"),
-            ("Name", group.name),
-            ("Zarr format", group.zarr_format),
-            ("Members", len(group)),
-            ("Tree", "\n" + group.tree()),
-        ]
-    )
+    """Summarise a group: format, members, those that cannot be opened, and the tree.
+
+    Examples
+    --------
+    >>> import zarrflow as zf
+    >>> g = zf.open_group("memory://doc-group-info", mode="w")
+    >>> g.store.set("bad/zarr.json", b"not json")
+    >>> group_info(g)["Unreadable members"].split(":")[0]
+    'bad (MetadataError'
+    """
+    rows: list[tuple[str, Any]] = [
+        ("Type", "zarrflow.Group"),
+        ("Name", group.name),
+        ("Zarr format", group.zarr_format),
+        ("Members", len(group)),
+    ]
+    unreadable = group.unreadable()
+    if unreadable:
+        listed = "; ".join(f"{m.path} ({m.describe()})" for m in unreadable)
+        rows.append(("Unreadable members", listed))
+    rows.append(("Tree", "\n" + group.tree()))
+    return NodeInfo(rows)

@@ -24,6 +24,7 @@ from zarrflow.errors import (
     MetadataError,
     NodeNotFoundError,
     ReadOnlyError,
+    ValueShapeError,
 )
 from zarrflow.metadata import (
     ArrayMetadataV2,
@@ -123,9 +124,9 @@ def create_array_metadata(
     store: Store,
     path: str = "",
     *,
-    shape: Sequence[int] | int,
-    chunks: Sequence[int] | int | None = None,
-    dtype: Any = "float64",
+    shape: Sequence[int] | int | None = None,
+    chunks: Sequence[int] | int | str | None = None,
+    dtype: Any = None,
     compressor: Any = DEFAULT,
     fill_value: Any = 0,
     zarr_format: int = 3,
@@ -138,11 +139,15 @@ def create_array_metadata(
     dimension_names: Sequence[str | None] | None = None,
     attributes: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    data: Any = None,
 ) -> ArrayMetadataV2 | ArrayMetadataV3:
     """Write a new array's metadata at ``path`` (normalized) and return it.
 
     The codecs are checked before anything is written. See
-    :func:`zarrflow.create` for the parameters.
+    :func:`zarrflow.create` for the parameters. ``data`` (array-like or a dask
+    array) gives the shape and dtype when they are not given, and must cast to
+    the dtype safely; writing it is the caller's
+    (:func:`zarrflow.hierarchy.group.create_array`).
 
     Examples
     --------
@@ -150,12 +155,16 @@ def create_array_metadata(
     >>> create_array_metadata(MemoryStore(), "a", shape=(4,), chunks=(2,), dtype="u1").chunks
     (2,)
     """
+    from zarrflow.hierarchy.chunking import normalize_chunks, normalize_shards
+
     path = normalize_path(path)
+    shape, dtype, data = _shape_and_dtype(shape, dtype, data)
     shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
     np_dtype = parse_dtype(dtype, zarr_format=zarr_format)
     if chunks is None:
         chunks = auto_chunks(shape, np_dtype)
-    chunks = (chunks,) * len(shape) if isinstance(chunks, int) else tuple(int(c) for c in chunks)
+    chunks = normalize_chunks(chunks, shape, np_dtype.itemsize, sharded=shards is not None)
+    shards = normalize_shards(shards, shape, chunks)
     if compressor is DEFAULT or (isinstance(compressor, str) and compressor == "default"):
         compressor = "zstd"
     if zarr_format == 2:
@@ -202,9 +211,29 @@ def create_array_metadata(
     else:
         raise MetadataError(f"zarr_format must be 2 or 3, not {zarr_format!r}")
     open_engine(store, path, meta)  # an unknown or invalid codec raises before any write
+    if data is not None and not np.can_cast(data.dtype, np_dtype, "same_kind"):
+        raise ValueShapeError(
+            f"cannot write {data.dtype} data into a new {np_dtype} array at {path!r} "
+            "without losing information; convert it first (astype)"
+        )
     _prepare_target(store, path, overwrite, zarr_format)
     store.set_many({_join(path, k): v for k, v in meta.to_documents().items()})
     return meta
+
+
+def _shape_and_dtype(shape: Any, dtype: Any, data: Any) -> tuple[Any, Any, Any]:
+    """``shape`` and ``dtype`` from ``data`` where not given; ``data`` as an array."""
+    if data is None:
+        if shape is None:
+            raise MetadataError("create needs shape= (or data= to take the shape from)")
+        return shape, "float64" if dtype is None else dtype, None
+    if not hasattr(data, "shape") or not hasattr(data, "dtype"):
+        data = np.asarray(data)
+    if shape is not None:
+        given = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
+        if given != tuple(data.shape):
+            raise MetadataError(f"shape {given} does not match data of shape {data.shape}")
+    return tuple(data.shape), data.dtype if dtype is None else dtype, data
 
 
 def create_group_metadata(

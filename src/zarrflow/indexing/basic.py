@@ -114,7 +114,7 @@ class SliceDimIndexer(DimIndexer):
     [(0, slice(2, 4, 1), slice(0, 2, 1)), (1, slice(0, 3, 1), slice(2, 5, 1))]
     """
 
-    __slots__ = ("reverse", "start", "step", "stop")
+    __slots__ = ("_projections", "reverse", "start", "step", "stop")
 
     def __init__(
         self,
@@ -133,7 +133,24 @@ class SliceDimIndexer(DimIndexer):
             start, stop, step = start + (nitems - 1) * step, start + 1, -step
         self.start, self.stop, self.step = start, stop, step
         self.dim_len, self.dim_chunk_len, self.nitems = dim_len, dim_chunk_len, nitems
-        self.projections = tuple(self._project()) if nitems else ()
+        self._projections: tuple[DimProjection, ...] | None = None if nitems else ()
+
+    @property
+    def nchunks(self) -> int:
+        """Number of chunks touched, counted without projecting (O(1) on any axis)."""
+        if not self.nitems:
+            return 0
+        if self.step >= self.dim_chunk_len:
+            return self.nitems
+        last = self.start + (self.nitems - 1) * self.step
+        return last // self.dim_chunk_len - self.start // self.dim_chunk_len + 1
+
+    @property
+    def projections(self) -> tuple[DimProjection, ...]:  # type: ignore[override]
+        """The projections, built on first use: an indexer costs nothing until iterated."""
+        if self._projections is None:
+            self._projections = tuple(self._project())
+        return self._projections
 
     def _project(self) -> Iterator[DimProjection]:
         start, step, n, c = self.start, self.step, self.nitems, self.dim_chunk_len
@@ -217,7 +234,7 @@ out_selection=(slice(0, 4, 1),), is_complete_chunk=False)
     def __init__(self, selection: Any, shape: Sequence[int], chunks: Sequence[int]) -> None:
         shape, chunks = check_shape_and_chunks(shape, chunks)
         context = (selection, shape)
-        slots: list[tuple[DimProjection, ...]] = []
+        slots: list[DimIndexer | tuple[DimProjection, ...]] = []
         axis_slots: list[int] = []
         kept_slots: list[int] = []
         dims: list[DimIndexer] = []
@@ -234,7 +251,7 @@ out_selection=(slice(0, 4, 1),), is_complete_chunk=False)
                 kept_slots.append(len(slots))
                 out_shape.append(dim.nitems)
             axis_slots.append(len(slots))
-            slots.append(dim.projections)
+            slots.append(dim)
             dims.append(dim)
         self.selection = selection
         self.array_shape, self.chunks = shape, chunks
@@ -242,8 +259,10 @@ out_selection=(slice(0, 4, 1),), is_complete_chunk=False)
         self.dim_indexers = tuple(dims)
         self.drop_axes = tuple(i for i, d in enumerate(dims) if d.drops_axis)
         self.nchunks = math.prod(d.nchunks for d in dims)
-        self._columns = _columns(slots, axis_slots, kept_slots)
-        self._partial = not all(all(c) for c in self._columns[3])
+        # the per-axis projections are built on first iteration, so an indexer over
+        # a huge grid costs nothing until (and unless) its chunks are visited
+        self._layout = (tuple(slots), axis_slots, kept_slots)
+        self._columns_cache: tuple[tuple[tuple, ...], ...] | None = None
 
     @property
     def is_complete(self) -> bool:
@@ -253,8 +272,21 @@ out_selection=(slice(0, 4, 1),), is_complete_chunk=False)
     def __len__(self) -> int:
         return self.nchunks
 
+    @property
+    def projection_shape(self) -> tuple[int, ...]:
+        """The shape ``out_selection`` indexes into: the result shape itself."""
+        return self.shape
+
+    def _columns(self) -> tuple[tuple[tuple, ...], ...]:
+        if self._columns_cache is None:
+            slots, axis_slots, kept_slots = self._layout
+            resolved = [s if isinstance(s, tuple) else s.projections for s in slots]
+            self._columns_cache = _columns(resolved, axis_slots, kept_slots)
+        return self._columns_cache
+
     def __iter__(self) -> Iterator[ChunkProjection]:
-        coords, chunk_sel, out_sel, complete = self._columns
+        coords, chunk_sel, out_sel, complete = self._columns()
+        partial = not all(all(c) for c in complete)
         # four Cartesian products walked in step and zipped into projections, all
         # in C: no Python bytecode runs per chunk (tuple.__new__ skips the
         # NamedTuple's Python-level __new__; the fields are already in order)
@@ -264,7 +296,7 @@ out_selection=(slice(0, 4, 1),), is_complete_chunk=False)
             itertools.product(*out_sel),
             (
                 map(all, itertools.product(*complete))
-                if self._partial
+                if partial
                 else itertools.repeat(True, self.nchunks)
             ),
             strict=True,

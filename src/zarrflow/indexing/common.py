@@ -47,6 +47,8 @@ from zarrflow.errors import MetadataError, SelectionError
 __all__ = [
     "ChunkProjection",
     "DimProjection",
+    "as_index",
+    "broadcast_problem",
     "check_shape_and_chunks",
     "chunk_extent",
     "describe_selection",
@@ -107,6 +109,48 @@ class DimProjection(NamedTuple):
     is_complete_chunk: bool
 
 
+_PLAIN_ENTRIES = (
+    slice,
+    int,
+    float,
+    str,
+    bool,
+    np.integer,
+    np.bool_,
+    np.ndarray,
+    list,
+    range,
+    type(Ellipsis),
+    type(None),
+)
+
+
+def as_index(selection: Any) -> Any:
+    """Turn array-like index entries (a zarrflow Array, a dask array) into numpy arrays.
+
+    Anything with ``__array__`` that is not already a numpy array, list or
+    scalar is converted with :func:`numpy.asarray` (which reads a zarrflow
+    Array, and computes a dask array), so it indexes like the numpy array it
+    stands for. Other entries are returned unchanged.
+
+    Parameters
+    ----------
+    selection : Any
+        A selection or a tuple of per-axis entries.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> as_index((slice(None), da.from_array(np.array([2, 0]))))
+    (slice(None, None, None), array([2, 0]))
+    """
+    if isinstance(selection, tuple):
+        return tuple(as_index(s) for s in selection)
+    if isinstance(selection, _PLAIN_ENTRIES) or not hasattr(selection, "__array__"):
+        return selection
+    return np.asarray(selection)
+
+
 def describe_selection(selection: Any) -> str:
     """A short, readable rendering of a selection for error messages.
 
@@ -126,6 +170,22 @@ def describe_selection(selection: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def broadcast_problem(shapes: Sequence[tuple[int, ...]]) -> str:
+    """The message for integer index arrays that cannot be broadcast together.
+
+    Examples
+    --------
+    >>> broadcast_problem([(3,), (2,)])[:56]
+    'integer arrays of shapes (3,), (2,) cannot be broadcast '
+    """
+    listed = ", ".join(str(tuple(s)) for s in shapes)
+    return (
+        f"integer arrays of shapes {listed} cannot be broadcast together: a[...] and "
+        "a.vindex[...] pair them element by element (as numpy does); to index each axis "
+        "on its own use a.oindex[...]"
+    )
+
+
 def selection_error(selection: Any, shape: Sequence[int], problem: str) -> SelectionError:
     """Build a :class:`SelectionError` naming the selection and array shape.
 
@@ -141,20 +201,30 @@ def selection_error(selection: Any, shape: Sequence[int], problem: str) -> Selec
 def check_shape_and_chunks(shape: Sequence[int], chunks: Sequence[int]) -> tuple[tuple, tuple]:
     """Validate an array ``shape`` and regular chunk shape, returning int tuples.
 
+    A chunk length of 0 is accepted along an axis of length 0 (zarr-python
+    writes ``chunks=(0, 3)`` for an empty axis) and returned as 1.
+
     Examples
     --------
     >>> check_shape_and_chunks([10, 3], (4, 3))
     ((10, 3), (4, 3))
+    >>> check_shape_and_chunks((0, 3), (0, 3))
+    ((0, 3), (1, 3))
     """
     shape_t = tuple(operator.index(s) for s in shape)
     chunks_t = tuple(operator.index(c) for c in chunks)
     if len(shape_t) != len(chunks_t):
         raise MetadataError(f"chunks {chunks_t} do not match the dimensions of shape {shape_t}")
-    if any(s < 0 for s in shape_t) or any(c < 1 for c in chunks_t):
+    if any(s < 0 for s in shape_t) or any(
+        c < 0 or (c == 0 and s != 0) for s, c in zip(shape_t, chunks_t, strict=True)
+    ):
         raise MetadataError(
-            f"invalid shape {shape_t} / chunks {chunks_t}: expected sizes >= 0 and chunk sizes >= 1"
+            f"invalid shape {shape_t} / chunks {chunks_t}: expected sizes >= 0 and chunk sizes "
+            ">= 1 (0 only along an axis of length 0)"
         )
-    return shape_t, chunks_t
+    # a zero chunk length (zarr-python writes one for an empty axis) selects nothing:
+    # any positive length gives the same (empty) projections without dividing by zero
+    return shape_t, tuple(c or 1 for c in chunks_t)
 
 
 def chunk_extent(

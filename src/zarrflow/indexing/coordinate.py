@@ -11,18 +11,84 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from zarrflow.indexing.common import (
     ChunkProjection,
+    broadcast_problem,
     check_shape_and_chunks,
     is_integer,
     selection_error,
 )
 
-__all__ = ["CoordinateIndexer", "MaskIndexer"]
+__all__ = ["CoordinateIndexer", "MaskIndexer", "PointGroups", "group_points"]
+
+
+class PointGroups(NamedTuple):
+    """In-bounds points grouped by chunk (see :func:`group_points`).
+
+    Chunk ``k`` (at ``chunk_coords[k]``) holds the points ``bounds[k]:bounds[k+1]``
+    of the sorted order; ``local`` are their chunk-local coordinates (one array
+    per axis, in sorted order) and ``order[j]`` is sorted point ``j``'s position
+    among the given points (None when they were already in chunk order).
+    """
+
+    order: np.ndarray | None
+    local: tuple[np.ndarray, ...]
+    bounds: list[int]
+    chunk_coords: list[tuple[int, ...]]
+    counts_full: list[bool]
+
+
+def group_points(
+    coords: Sequence[np.ndarray], shape: Sequence[int], chunks: Sequence[int]
+) -> PointGroups:
+    """Group in-bounds point coordinates (one int64 array per axis) by chunk.
+
+    One stable sort of the raveled chunk ids, so repeated points keep their
+    order (the last write wins, as in numpy). ``counts_full[k]`` says whether
+    chunk ``k`` has as many points as in-bounds elements.
+
+    Parameters
+    ----------
+    coords : sequence of numpy.ndarray
+        Non-negative, in-bounds coordinates, one 1-D array per axis.
+    shape, chunks : sequence of int
+        The array shape and regular chunk shape (chunk lengths >= 1).
+
+    Examples
+    --------
+    >>> g = group_points([np.array([5, 1, 6])], (8,), (4,))
+    >>> g.chunk_coords, g.bounds, g.order.tolist()
+    ([(0,), (1,)], [0, 1, 3], [1, 0, 2])
+    """
+    npoints = len(coords[0]) if len(coords) else 0
+    if npoints == 0:
+        return PointGroups(None, (), [0], [], [])
+    grid = tuple(-(-s // c) for s, c in zip(shape, chunks, strict=True))
+    chunk_ix, local = zip(
+        *(np.divmod(co, c) for co, c in zip(coords, chunks, strict=True)), strict=True
+    )
+    ids = chunk_ix[0] if len(grid) == 1 else np.ravel_multi_index(chunk_ix, grid)
+    order = None
+    if npoints > 1 and not bool(np.all(ids[1:] >= ids[:-1])):
+        # a stable sort keeps repeated points in order (the last write wins);
+        # small chunk ids take numpy's radix sort
+        keys = ids.astype(np.uint16) if math.prod(grid) <= 2**16 else ids
+        order = np.argsort(keys, kind="stable")
+        ids = ids[order]
+        local = [loc[order] for loc in local]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(ids)) + 1))
+    bounds = [*starts.tolist(), npoints]
+    unique_ids = np.unravel_index(ids[starts], grid)
+    chunk_coords = list(zip(*(u.tolist() for u in unique_ids), strict=True))
+    extent_size = np.ones(len(starts), np.int64)
+    for u, n, c in zip(unique_ids, shape, chunks, strict=True):
+        extent_size *= np.minimum(c, n - u * c)
+    full = (np.diff(bounds) == extent_size).tolist()
+    return PointGroups(order, tuple(local), bounds, chunk_coords, full)
 
 
 class _PointIndexer:
@@ -35,36 +101,17 @@ class _PointIndexer:
     _unique_points = False
 
     def _group(self, coords: Sequence[np.ndarray]) -> None:
-        chunks = self.chunks
-        npoints = len(coords[0]) if coords else 0
-        self._order: np.ndarray | None = None
-        self._local: tuple[np.ndarray, ...] = ()
-        self._bounds: list[int] = [0]
-        self._chunk_coords: list[tuple[int, ...]] = []
-        self._full: list[bool] = []
-        if npoints == 0:
-            return
-        grid = tuple(-(-s // c) for s, c in zip(self.array_shape, chunks, strict=True))
-        chunk_ix, local = zip(
-            *(np.divmod(co, c) for co, c in zip(coords, chunks, strict=True)), strict=True
-        )
-        ids = chunk_ix[0] if len(grid) == 1 else np.ravel_multi_index(chunk_ix, grid)
-        if npoints > 1 and not bool(np.all(ids[1:] >= ids[:-1])):
-            # a stable sort keeps repeated points in order (the last write wins);
-            # small chunk ids take numpy's radix sort
-            keys = ids.astype(np.uint16) if math.prod(grid) <= 2**16 else ids
-            self._order = np.argsort(keys, kind="stable")
-            ids = ids[self._order]
-            local = [loc[self._order] for loc in local]
-        starts = np.concatenate(([0], np.flatnonzero(np.diff(ids)) + 1))
-        self._bounds = [*starts.tolist(), npoints]
-        self._local = tuple(local)
-        unique_ids = np.unravel_index(ids[starts], grid)
-        self._chunk_coords = list(zip(*(u.tolist() for u in unique_ids), strict=True))
-        extent_size = np.ones(len(starts), np.int64)
-        for u, n, c in zip(unique_ids, self.array_shape, chunks, strict=True):
-            extent_size *= np.minimum(c, n - u * c)
-        self._full = (np.diff(self._bounds) == extent_size).tolist()
+        groups = group_points(coords, self.array_shape, self.chunks)
+        self._order = groups.order
+        self._local = groups.local
+        self._bounds = groups.bounds
+        self._chunk_coords = groups.chunk_coords
+        self._full = groups.counts_full
+
+    @property
+    def projection_shape(self) -> tuple[int, ...]:
+        """The shape ``out_selection`` indexes into: the flat result ``(size,)``."""
+        return (math.prod(self.shape),)
 
     @property
     def nchunks(self) -> int:
@@ -122,8 +169,7 @@ def _coordinate_arrays(selection: Any, shape: tuple[int, ...]) -> list[np.ndarra
     try:
         return np.broadcast_arrays(*arrays)
     except ValueError:
-        shapes = ", ".join(str(a.shape) for a in arrays)
-        problem = f"coordinate arrays of shapes {shapes} cannot be broadcast together"
+        problem = broadcast_problem([a.shape for a in arrays])
         raise selection_error(selection, shape, problem) from None
 
 

@@ -206,6 +206,11 @@ class OrthogonalIndexer:
     def __len__(self) -> int:
         return self.nchunks
 
+    @property
+    def projection_shape(self) -> tuple[int, ...]:
+        """The shape ``out_selection`` indexes into: the result shape itself."""
+        return self.shape
+
     def __iter__(self) -> Iterator[ChunkProjection]:
         if not self.dim_indexers:
             yield ChunkProjection((), (), (), True)

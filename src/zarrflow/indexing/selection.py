@@ -1,39 +1,48 @@
 """Classify a selection and build the matching indexer, as ``Array.__getitem__`` needs.
 
-Routing follows zarr-python: basic selections (ints, slices, ``Ellipsis``,
-``None``) go to :class:`BasicIndexer`; a boolean array of the full shape to
-:class:`MaskIndexer`; a tuple of one integer array (or int) per axis, or a
-lone integer array on a 1-D array, to :class:`CoordinateIndexer`; anything
-else made of ints, slices, 1-D integer arrays and 1-D boolean masks is
-orthogonal, so ``a[[0, 2]]`` on a 2-D array selects rows 0 and 2.
+``a[...]`` gives exactly numpy's result. Basic selections (ints, slices,
+``Ellipsis``, ``None``) go to :class:`BasicIndexer`; a boolean array of the
+full shape to :class:`MaskIndexer`; integers and arrays on every axis to
+:class:`CoordinateIndexer` (points, broadcast together); one 1-D integer
+array or mask among slices and integers to :class:`OrthogonalIndexer` when
+numpy's result is the orthogonal one (``a[[0, 2]]`` on a 2-D array selects
+rows 0 and 2); every other mix of arrays and slices to
+:class:`AdvancedIndexer`, which follows numpy's broadcasting and placement
+rules (so ``x[[1, 2, 3], [1, 2, 3]]`` on a 5x5x5 array has shape (3, 5)).
+``a.oindex`` and ``a.vindex`` keep zarr's orthogonal and point meanings.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 
+from zarrflow.errors import AllocationError
+from zarrflow.indexing.advanced import AdvancedIndexer, Slot, parse_numpy_selection
 from zarrflow.indexing.basic import BasicIndexer
-from zarrflow.indexing.common import is_integer, selection_error
+from zarrflow.indexing.common import as_index, is_integer, selection_error
 from zarrflow.indexing.coordinate import CoordinateIndexer, MaskIndexer
 from zarrflow.indexing.orthogonal import OrthogonalIndexer
 
 __all__ = [
     "Indexer",
     "SelectionKind",
+    "allocate_result",
     "is_basic_selection",
     "is_coordinate_selection",
     "is_mask_selection",
     "is_orthogonal_selection",
     "make_indexer",
+    "numpy_route",
     "selection_kind",
     "slices_from_start_stop",
 ]
 
-Indexer = BasicIndexer | OrthogonalIndexer | CoordinateIndexer | MaskIndexer
-SelectionKind = Literal["basic", "orthogonal", "coordinate", "mask"]
+Indexer = BasicIndexer | OrthogonalIndexer | CoordinateIndexer | MaskIndexer | AdvancedIndexer
+SelectionKind = Literal["basic", "orthogonal", "coordinate", "mask", "advanced"]
 
 
 def _as_tuple(selection: Any) -> tuple[Any, ...]:
@@ -132,34 +141,98 @@ def is_orthogonal_selection(selection: Any, shape: Sequence[int]) -> bool:
     return len(shape) > 0
 
 
+def numpy_route(slots: Sequence[Slot]) -> SelectionKind:
+    """Which indexer gives numpy's result for a parsed non-basic selection.
+
+    A boolean array over every axis is a ``"mask"``; arrays and integers on
+    every axis (no slice, no ``None``) are ``"coordinate"`` points; one 1-D
+    integer array or mask among slices and integers is ``"orthogonal"`` where
+    numpy places its dimension where the orthogonal result has it; anything
+    else is numpy's mixed ``"advanced"`` form.
+
+    Examples
+    --------
+    >>> numpy_route(parse_numpy_selection(([1, 2], [1, 2]), (5, 5, 5)))
+    'advanced'
+    >>> numpy_route(parse_numpy_selection((0, slice(None), [1, 2]), (5, 5, 5)))
+    'advanced'
+    >>> numpy_route(parse_numpy_selection((slice(None), 0, [1, 2]), (5, 5, 5)))
+    'orthogonal'
+    """
+    kinds = [s.kind for s in slots]
+    if kinds == ["mask"] and len(slots[0].axes) > 0:
+        return "mask"
+    if not any(k in ("slice", "new") for k in kinds):
+        return "coordinate"
+    arrays = [k for k, kind in enumerate(kinds) if kind in ("array", "mask")]
+    if "new" in kinds or len(arrays) != 1 or np.ndim(slots[arrays[0]].value) != 1:
+        return "advanced"
+    advanced = [k for k, kind in enumerate(kinds) if kind in ("int", "array", "mask")]
+    adjacent = advanced == list(range(advanced[0], advanced[-1] + 1))
+    if adjacent or "slice" not in kinds[: arrays[0]]:
+        return "orthogonal"
+    return "advanced"
+
+
 def selection_kind(selection: Any, shape: Sequence[int]) -> SelectionKind:
-    """Which indexer ``a[selection]`` uses; :class:`SelectionError` if none.
+    """Which indexer gives numpy's ``x[selection]``; :class:`SelectionError` if none.
 
     Examples
     --------
     >>> selection_kind((slice(None), 1), (4, 4)), selection_kind([1, 3], (4, 4))
     ('basic', 'orthogonal')
-    >>> selection_kind(([1, 3], [0, 0]), (4, 4))
-    'coordinate'
+    >>> selection_kind(([1, 3], [0, 0]), (4, 4)), selection_kind(([1, 3], [0, 0]), (4, 4, 4))
+    ('coordinate', 'advanced')
     """
+    selection = as_index(selection)
     if is_basic_selection(selection):
         return "basic"
     if is_mask_selection(selection, shape):
         return "mask"
-    if is_coordinate_selection(selection, shape):
-        return "coordinate"
-    if is_orthogonal_selection(selection, shape):
-        return "orthogonal"
-    problem = (
-        "unsupported selection; expected ints, slices, Ellipsis, None, 1-D integer arrays "
-        "or boolean masks per axis, one integer array per axis, or a boolean mask of the "
-        "array's shape"
-    )
-    raise selection_error(selection, shape, problem)
+    return numpy_route(parse_numpy_selection(selection, shape))
 
 
-def make_indexer(selection: Any, shape: Sequence[int], chunks: Sequence[int]) -> Indexer:
-    """Build the indexer for ``a[selection]`` (see :func:`selection_kind`).
+def _numpy_indexer(selection: Any, shape: Sequence[int], chunks: Sequence[int]) -> Indexer:
+    if is_basic_selection(selection):  # the common case: nothing to convert
+        return BasicIndexer(selection, shape, chunks)
+    selection = as_index(selection)
+    if is_basic_selection(selection):
+        return BasicIndexer(selection, shape, chunks)
+    if is_mask_selection(selection, shape):
+        return MaskIndexer(selection, shape, chunks)
+    slots = parse_numpy_selection(selection, shape)
+    kind = numpy_route(slots)
+    slots = [slot for slot in slots if slot.kind != "ellipsis"]
+    if kind == "mask":
+        return MaskIndexer(slots[0].value, shape, chunks)
+    if kind == "coordinate":
+        per_axis: list[Any] = []
+        for slot in slots:
+            per_axis.extend(np.nonzero(slot.value) if slot.kind == "mask" else (slot.value,))
+        return CoordinateIndexer(tuple(per_axis), shape, chunks)
+    if kind == "orthogonal":
+        return OrthogonalIndexer(tuple(slot.value for slot in slots), shape, chunks)
+    return AdvancedIndexer(selection, shape, chunks)
+
+
+def make_indexer(
+    selection: Any, shape: Sequence[int], chunks: Sequence[int], kind: str = "numpy"
+) -> Indexer:
+    """Build the indexer for a selection.
+
+    Parameters
+    ----------
+    selection : Any
+        Ints, slices, ``Ellipsis``, ``None``, integer or boolean arrays, or
+        array-likes (a zarrflow Array, a dask array) converted with
+        :func:`numpy.asarray`.
+    shape, chunks : sequence of int
+        The array shape and its regular chunk shape.
+    kind : {"numpy", "orthogonal", "vindex"}
+        ``"numpy"`` (``a[...]``): exactly numpy's result, routed by
+        :func:`selection_kind`. ``"orthogonal"`` (``a.oindex[...]``): each axis
+        indexed on its own. ``"vindex"`` (``a.vindex[...]``): a boolean mask of
+        the array's shape, else one integer array per axis (points).
 
     Examples
     --------
@@ -167,15 +240,69 @@ def make_indexer(selection: Any, shape: Sequence[int], chunks: Sequence[int]) ->
     'CoordinateIndexer'
     >>> make_indexer(np.s_[::2], (5,), (2,)).shape
     (3,)
+    >>> make_indexer(([0, 1], [0, 1]), (3, 3), (2, 2), kind="orthogonal").shape
+    (2, 2)
     """
-    kind = selection_kind(selection, shape)
-    if kind == "basic":
-        return BasicIndexer(selection, shape, chunks)
-    if kind == "mask":
-        return MaskIndexer(selection, shape, chunks)
-    if kind == "coordinate":
+    if kind == "numpy":
+        return _numpy_indexer(selection, shape, chunks)
+    selection = as_index(selection)
+    if kind == "orthogonal":
+        return OrthogonalIndexer(selection, shape, chunks)
+    if kind == "vindex":
+        if is_mask_selection(selection, shape):
+            return MaskIndexer(selection, shape, chunks)
         return CoordinateIndexer(selection, shape, chunks)
-    return OrthogonalIndexer(selection, shape, chunks)
+    raise ValueError(f"kind must be 'numpy', 'orthogonal' or 'vindex', not {kind!r}")
+
+
+def _format_bytes(n: int) -> str:
+    units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
+    size, unit = float(n), 0
+    while size >= 1024 and unit < len(units) - 1:
+        size, unit = size / 1024, unit + 1
+    return f"{n} bytes" if unit == 0 else f"{n} bytes ({size:.1f} {units[unit]})"
+
+
+def allocate_result(indexer: Indexer, dtype: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The empty result of a read, and the view of it the projections fill.
+
+    Returns ``(out, target)`` with ``out`` of numpy's result shape and
+    ``target = out.reshape(indexer.projection_shape)`` (a view). A result
+    numpy cannot allocate raises :class:`~zarrflow.errors.AllocationError`
+    at once, before any chunk is touched.
+
+    Parameters
+    ----------
+    indexer : Indexer
+        The selection's indexer.
+    dtype : numpy.dtype
+        The array's data type.
+    name : str
+        The array's name, for the error message.
+
+    Examples
+    --------
+    >>> out, target = allocate_result(make_indexer(([0, 1], [0, 1]), (3, 3, 3), (2, 2, 2)),
+    ...                               np.dtype("i4"), "a")
+    >>> out.shape, target.shape
+    ((2, 3), (2, 3))
+    >>> try:
+    ...     allocate_result(make_indexer(np.s_[:], (10**18,), (10**6,)), np.dtype("f8"), "big")
+    ... except AllocationError as e:
+    ...     print(e)  # doctest: +ELLIPSIS
+    array 'big': the result of shape (1000000000000000000,) (float64) needs ...: too large...
+    """
+    dtype = np.dtype(dtype)
+    try:
+        out = np.empty(indexer.shape, dtype=dtype)
+    except (MemoryError, ValueError):
+        nbytes = math.prod(indexer.shape) * dtype.itemsize
+        raise AllocationError(
+            f"array {name!r}: the result of shape {tuple(indexer.shape)} ({dtype}) needs "
+            f"{_format_bytes(nbytes)}: too large to allocate; select less or read chunk by "
+            "chunk (chunk_stream)"
+        ) from None
+    return out, out.reshape(indexer.projection_shape)
 
 
 def _per_axis(value: Any, name: str, ndim: int, shape: Sequence[int]) -> list[int | None]:

@@ -32,6 +32,7 @@ from zarrflow.codecs.pipeline import parse_codecs_v3
 from zarrflow.errors import MetadataError, ZarrflowError
 from zarrflow.hierarchy.array import Array
 from zarrflow.hierarchy.group import Group
+from zarrflow.hierarchy.unreadable import UnreadableMember
 from zarrflow.integrations.copy_target import CopyError, Destination, refuse_overlap
 from zarrflow.integrations.limits import check_chunk_memory, human_bytes
 from zarrflow.integrations.xarray_conventions import converted_conventions
@@ -97,10 +98,9 @@ def _codec_settings(src: Array, fmt: int, compressor: Any) -> dict[str, Any]:
 def _array_settings(src: Array, **changes: Any) -> dict[str, Any]:
     """The ``create`` keywords for a copy of ``src`` with ``changes`` applied."""
     fmt = changes.get("zarr_format") or src.zarr_format
-    inner = getattr(src.metadata, "inner_chunks", None)
     shards = changes.get("shards")
-    if shards is None and inner is not None and not changes.get("chunks") and fmt == 3:
-        shards = src.chunks  # keep the source's sharding
+    if shards is None and src.shards is not None and not changes.get("chunks") and fmt == 3:
+        shards = src.shards  # keep the source's sharding
     if shards is not None and fmt != 3:
         raise MetadataError(
             f"array {src.name!r}: shards need Zarr format 3 (the copy would be format {fmt})"
@@ -113,7 +113,7 @@ def _array_settings(src: Array, **changes: Any) -> dict[str, Any]:
         "dtype": src.dtype,
         "fill_value": fill_value,
         "zarr_format": fmt,
-        "chunks": changes.get("chunks") or inner or src.chunks,
+        "chunks": changes.get("chunks") or src.chunks,
         "attributes": attributes,
         **_codec_settings(src, fmt, changes.get("compressor")),
     }
@@ -148,15 +148,16 @@ def check_copy_size(src: Array, chunks: Sequence[int] | None = None) -> None:
     ...
     zarrflow.errors.ZarrflowError: array 'memory://doc-copy-size' has 1,000,000,000 chunks ...
     """
-    check_chunk_memory(src, src.chunks, "read")
+    stored = src.shards or src.chunks  # the copy reads whole shards (to_dask's blocks)
+    check_chunk_memory(src, stored, "read")
     if chunks is not None:
         check_chunk_memory(src, chunks, "written")
-    chunk_bytes = max(1, math.prod(src.chunks) * src.dtype.itemsize)
+    chunk_bytes = max(1, math.prod(stored) * src.dtype.itemsize)
     per_task = max(1, int(dask.config.get("zarrflow.task_target_bytes")) // chunk_bytes)
-    tasks = -(-src.nchunks // per_task)
+    tasks = -(-src.nshards // per_task)
     if tasks > MAX_COPY_TASKS:
         raise ZarrflowError(
-            f"array {src.name!r} has {src.nchunks:,} chunks "
+            f"array {src.name!r} has {src.nshards:,} {'shards' if src.shards else 'chunks'} "
             f"({human_bytes(src.nbytes)} uncompressed): "
             f"its copy would need about {tasks:,} Dask tasks, more than {MAX_COPY_TASKS:,}; "
             "copy it in parts with zarrflow.to_zarr(..., region=...)"
@@ -213,6 +214,22 @@ def _copy_array(
     return target
 
 
+def _refuse_unreadable(node: Array | Group) -> None:
+    """Raise :class:`CopyError` naming every member below ``node`` that cannot be read.
+
+    A group whose members zarrflow cannot all open (an unknown codec, data
+    type or extension) is refused before anything is written: a copy without
+    them would look complete and not be.
+    """
+    bad = node.unreadable() if isinstance(node, Group) else []
+    if bad:
+        listed = "; ".join(f"{m.path!r} ({m.describe()})" for m in bad)
+        raise CopyError(
+            f"cannot copy group {node.name!r}: {len(bad)} member(s) cannot be read: {listed}; "
+            "nothing was written"
+        )
+
+
 def _arrays(node: Array | Group) -> list[Array]:
     """``node`` itself, or every array below the group ``node``."""
     if isinstance(node, Array):
@@ -267,7 +284,8 @@ def copy_node(
     ------
     CopyError
         When ``dst`` is ``src``, inside it or around it (nothing is read or
-        written), or when the copy failed (the message says what was left:
+        written), when a member of the group cannot be read (each is named;
+        nothing is written), or when the copy failed (the message says what was left:
         nothing at a local ``dst``, and elsewhere what was written is deleted).
     ZarrflowError
         When sharding is asked for and this zarrflow cannot write it, or an
@@ -291,6 +309,7 @@ def copy_node(
     if shards is not None:
         check_sharding(shards, chunks)
     node = open(src, mode="r", storage_options=storage_options)
+    _refuse_unreadable(node)
     for array in _arrays(node):
         check_copy_size(array, tuple(shards or chunks) if (shards or chunks) else None)
     destination = Destination(dst, overwrite, dst_storage_options)
@@ -339,6 +358,8 @@ def _copy_members(
     changes: dict[str, Any],
 ) -> None:
     for name, member in src.members():
+        if isinstance(member, UnreadableMember):  # it became unreadable after the check
+            member.reraise()
         if isinstance(member, Group):
             child = dst_group.create_group(name, attributes=dict(member.attrs))
             _copy_members(member, child, scheduler, progress_for, changes)

@@ -14,12 +14,13 @@ parallel pass over its chunks (first and last values only) finds out.
 **Writing** (:func:`from_dask_dataframe`). Each column, and the index, becomes
 a 1-D array with one row-chunk size; the partitions are rechunked to chunk
 boundaries and written by :func:`zarrflow.to_zarr`, so every chunk has exactly
-one writer. Stored as is: integers, floats, complex, bool. Stored with a
+one writer. Stored as is: integers, floats, complex, bool, and strings (pandas'
+``string`` dtype or object columns of ``str``, as Zarr variable-length strings;
+they read back as pandas' ``string`` dtype; missing strings are refused). Stored with a
 ``pandas_dtype`` attribute: datetimes and timedeltas (naive or tz-aware, as
-int64 ticks — Zarr v3 has no datetime type) and categoricals (the codes, with
-``categories`` and ``ordered`` attributes). Strings and other object columns
-are refused with a :class:`~zarrflow.ZarrflowError`: convert them to
-``category`` first. The group's ``dataframe`` attribute records the column
+int64 ticks) and categoricals (the codes,
+with ``categories`` and ``ordered`` attributes). Other columns are refused with
+a :class:`~zarrflow.ZarrflowError`. The group's ``dataframe`` attribute records the column
 order, the index array and the index name.
 """
 
@@ -40,6 +41,7 @@ from zarrflow.api import open_group, to_zarr
 from zarrflow.errors import ContainsArrayError, ContainsGroupError, NodeNotFoundError, ZarrflowError
 from zarrflow.hierarchy.array import Array
 from zarrflow.hierarchy.group import Group
+from zarrflow.metadata.object_dtypes import STRING_DTYPE, object_kind
 from zarrflow.parallel.dask_read import TaskScope
 
 __all__ = ["ColumnSpec", "from_dask_dataframe", "to_dask_dataframe"]
@@ -79,17 +81,21 @@ class ColumnSpec:
             return cls(str(dtype), np.dtype("int64"))
         if isinstance(dtype, np.dtype) and dtype.kind in "biufc":
             return cls(str(dtype), dtype)
+        if isinstance(dtype, pd.StringDtype) or (
+            isinstance(dtype, np.dtype) and dtype.kind in "OU"
+        ):
+            return cls("string", STRING_DTYPE)  # object columns are taken to hold strings
         raise ZarrflowError(
             f"column {name!r} has dtype {dtype}: zarrflow stores numeric, bool, datetime, "
-            f"timedelta and categorical columns; convert it first, e.g. "
-            f"ddf[{name!r}].astype('category') for strings"
+            f"timedelta, string and categorical columns; convert it first"
         )
 
     @classmethod
     def from_array(cls, array: Array) -> ColumnSpec:
         """The spec recorded in an array's attributes (plain arrays decode as they are)."""
         attrs = array.attrs
-        pandas_dtype = attrs.get("pandas_dtype", str(array.dtype))
+        default = "string" if object_kind(array.dtype) == "string" else str(array.dtype)
+        pandas_dtype = attrs.get("pandas_dtype", default)
         if pandas_dtype == "category":
             cats = tuple(attrs.get("categories", ()))
             return cls("category", array.dtype, cats, bool(attrs.get("ordered", False)))
@@ -109,6 +115,8 @@ class ColumnSpec:
         if self.pandas_dtype == "category":
             dtype = pd.CategoricalDtype(list(self.categories or ()), ordered=self.ordered)
             return np.asarray(pd.Categorical(values, dtype=dtype).codes, dtype=self.storage)
+        if self.pandas_dtype == "string":
+            return _string_values(values)
         if isinstance(pd.api.types.pandas_dtype(self.pandas_dtype), pd.DatetimeTZDtype):
             values = pd.DatetimeIndex(values).tz_convert("UTC").tz_localize(None)
         values = np.asarray(values)
@@ -121,6 +129,8 @@ class ColumnSpec:
         if self.pandas_dtype == "category":
             dtype = pd.CategoricalDtype(list(self.categories or ()), ordered=self.ordered)
             return pd.Categorical.from_codes(values, dtype=dtype)
+        if self.pandas_dtype == "string":
+            return pd.array(values, dtype=pd.StringDtype())
         dtype = pd.api.types.pandas_dtype(self.pandas_dtype)
         if isinstance(dtype, pd.DatetimeTZDtype):
             naive = values.view(f"M8[{dtype.unit}]")
@@ -128,6 +138,17 @@ class ColumnSpec:
         if isinstance(dtype, np.dtype) and dtype.kind in "mM" and values.dtype.kind == "i":
             return values.view(dtype)
         return values
+
+
+def _string_values(values: Any) -> np.ndarray:
+    """A string column's values as an object array of ``str``; missing values are refused."""
+    series = pd.Series(values)
+    if series.isna().any():
+        raise ZarrflowError(
+            f"string column {series.name!r} has {int(series.isna().sum())} missing value(s): "
+            "Zarr strings have no missing value; fill them first (e.g. .fillna(''))"
+        )
+    return np.asarray(series.astype(object), dtype=object)
 
 
 @dataclass(frozen=True)

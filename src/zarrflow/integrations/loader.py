@@ -6,7 +6,8 @@ fetch and decode a whole chunk for every row, so the shuffle is
 **chunk-aware**, as in tf.data's and WebDataset's shard-then-buffer design:
 
 1. The leading axis is cut into *blocks* of whole chunks (the first array's
-   chunk length along axis 0, a multiple of it when ``block_rows`` says so).
+   chunk length along axis 0 — its shard length when sharded — or
+   ``block_rows``).
 2. Each epoch visits the blocks in a random order (a permutation drawn from
    the epoch's seed), reading up to ``parallel`` blocks at once, each with
    the chunk engine's batched read (``a[start:stop]``), on local threads or
@@ -323,7 +324,8 @@ class BatchStream:
         names, arrays, form = _named_arrays(source)
         self.nrows = _check_arrays(names, arrays)
         self.batch_size = int(batch_size)
-        self.block_rows = int(block_rows or max(1, arrays[0].chunks[0]))
+        stored = arrays[0].shards or arrays[0].chunks  # whole stored objects (shards) per block
+        self.block_rows = int(block_rows or max(1, stored[0]))
         if shuffle_buffer is None:  # rows of several blocks mix in every batch
             shuffle_buffer = max(4 * self.batch_size, 4 * self.block_rows)
         self.shuffle_buffer = int(shuffle_buffer)

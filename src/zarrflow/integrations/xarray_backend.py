@@ -17,10 +17,15 @@ non-index variable in its copy-on-write adapter. So the engine offers two forms:
     Each variable wraps a :class:`ZarrflowBackendArray`. ``chunks=None`` reads
     numpy on access (basic, orthogonal and vectorized selections through
     zarrflow, in parallel); ``chunks={}`` gives dask blocks of
-    ``preferred_chunks`` — zarrflow's read-task blocks, whole chunks grouped to
-    about ``zarrflow.task_target_bytes`` — each read synchronously inside its
-    task by zarrflow (xarray names these layers ``open_dataset-*``);
-    ``chunks="auto"`` merges whole blocks.
+    ``preferred_chunks`` — the stored chunks (the *inner* chunks of a sharded
+    array), exactly as ``engine="zarr"`` does — each read synchronously
+    inside its task by zarrflow (xarray names these layers
+    ``open_dataset-*``); ``chunks="auto"`` is xarray's rule over those
+    preferred chunks, so it matches ``engine="zarr"`` too.
+    ``task_blocks=True`` (or ``chunks_per_task=``) makes ``preferred_chunks``
+    zarrflow's read-task blocks instead: whole chunks grouped to about
+    ``zarrflow.task_target_bytes`` (whole shards when sharded), fewer and
+    larger tasks for arrays of small chunks.
 ``use_dask=True``: zarrflow's own graph
     Each variable with dimensions is :meth:`zarrflow.Array.to_dask`, so
     ``ds[name].data`` is a dask array of ``zarrflow-read`` tasks (CF decoding
@@ -30,8 +35,11 @@ non-index variable in its copy-on-write adapter. So the engine offers two forms:
     open this way and strip xarray's wrappers, so ``ds.chunks`` and
     ``ds.chunk(...)`` see the zarrflow graph.
 
-``encoding["chunks"]`` is always the Zarr chunk shape, so writing the dataset
-back with ``to_zarr`` keeps the chunking.
+Each variable's ``encoding`` holds what the zarr engine's does: ``chunks``
+(the chunk shape; inner chunk when sharded), ``preferred_chunks``, ``shards``,
+``compressors``, ``filters`` and, for v3, ``serializer`` (v2: numcodecs codec
+objects; v3: codec JSON configurations, see :attr:`zarrflow.Array.compressors`),
+so writing the dataset back with ``to_zarr`` keeps chunking and codecs.
 """
 
 from __future__ import annotations
@@ -51,11 +59,11 @@ from xarray.backends.common import AbstractDataStore, datatree_from_dict_with_io
 from xarray.backends.store import StoreBackendEntrypoint
 from xarray.core import indexing
 
-from zarrflow.api import open_group
+from zarrflow.api import open_consolidated, open_group
 from zarrflow.errors import GroupNotFoundError, MetadataError, ZarrflowError
 from zarrflow.hierarchy.array import Array
 from zarrflow.hierarchy.group import Group
-from zarrflow.parallel.dask_read import TaskScope, block_shape
+from zarrflow.parallel.dask_read import TaskScope, block_shape, sharded_block_shape
 
 __all__ = [
     "ZarrflowBackendArray",
@@ -76,7 +84,9 @@ _DECODERS = (
     "use_cftime",
     "decode_timedelta",
 )
-_STORE_OPTIONS = ("use_zarr_fill_value_as_mask", "use_dask", "chunks_per_task")
+_STORE_OPTIONS = ("use_zarr_fill_value_as_mask", "use_dask", "chunks_per_task", "task_blocks")
+#: keywords of xarray's zarr engine that change nothing for a read-only zarrflow store
+_ZARR_ENGINE_NOOPS = ("cache_members",)
 
 
 class ZarrflowBackendArray(BackendArray):
@@ -186,10 +196,12 @@ class ZarrflowStore(AbstractDataStore):
         chunks_per_task: int | tuple[int, ...] | None = None,
         use_zarr_fill_value_as_mask: bool | None = None,
         drop_variables: Iterable[str] = (),
+        task_blocks: bool = False,
     ) -> None:
         self.group = group
         self.use_dask = use_dask
         self.chunks_per_task = chunks_per_task
+        self.task_blocks = task_blocks or chunks_per_task is not None
         if use_zarr_fill_value_as_mask is None:  # xarray's defaults: v2 yes, v3 no
             use_zarr_fill_value_as_mask = group.zarr_format == 2
         self.fill_value_as_mask = use_zarr_fill_value_as_mask
@@ -214,17 +226,16 @@ class ZarrflowStore(AbstractDataStore):
         """The raw (not yet CF-decoded) variable for one array."""
         attributes = dict(array.attrs)
         dims = _dimensions(array, attributes)
-        blocks = block_shape(
-            array.chunks,
-            array.chunk_grid_shape,
-            array.dtype.itemsize,
-            chunks_per_task=self.chunks_per_task,
-        )
-        blocks = tuple(min(b, s) for b, s in zip(blocks, array.shape, strict=True))
+        blocks = self._task_blocks(array) if self.task_blocks else array.chunks
         encoding: dict[str, Any] = {
             "chunks": array.chunks,
             "preferred_chunks": dict(zip(dims, blocks, strict=True)),
+            "compressors": array.compressors,
+            "filters": array.filters,
+            "shards": array.shards,
         }
+        if array.zarr_format == 3:
+            encoding["serializer"] = array.serializer
         if self.use_dask and array.ndim:
             data = array.to_dask(chunks_per_task=self.chunks_per_task)
         else:
@@ -238,6 +249,19 @@ class ZarrflowStore(AbstractDataStore):
             if "_FillValue" in attributes:
                 attributes["_FillValue"] = _decode_fill_value(attributes["_FillValue"], array.dtype)
         return Variable(dims, data, attributes, encoding)
+
+    def _task_blocks(self, array: Array) -> tuple[int, ...]:
+        """zarrflow's read-task blocks (what ``to_dask`` uses), clipped to the shape."""
+        if array.shards is not None:
+            blocks = sharded_block_shape(array.engine, self.chunks_per_task)
+        else:
+            blocks = block_shape(
+                array.chunks,
+                array.chunk_grid_shape,
+                array.dtype.itemsize,
+                chunks_per_task=self.chunks_per_task,
+            )
+        return tuple(min(b, s) for b, s in zip(blocks, array.shape, strict=True))
 
     def get_variables(self) -> dict[str, Variable]:
         return {name: self.open_store_variable(name, array) for name, array in self.arrays()}
@@ -264,6 +288,11 @@ def _open_root(
         raise ZarrflowError(
             f"{filename_or_obj.name!r} is an array: xarray opens groups; open its parent group"
         )
+    elif use_consolidated:  # consolidated=True: as the zarr engine, fail without it
+        root = open_consolidated(
+            filename_or_obj, zarr_format=zarr_format, storage_options=storage_options
+        )
+        node = root[path] if path else root
     else:
         kwargs = {"path": path, "zarr_format": zarr_format, "storage_options": storage_options}
         try:
@@ -294,11 +323,15 @@ def _walk_groups(group: Group, path: str = "/") -> Iterator[tuple[str, Group]]:
 class ZarrflowBackendEntrypoint(BackendEntrypoint):
     """xarray's ``engine="zarrflow"``: Zarr v2/v3 groups, every chunk a Dask task.
 
-    Backend keywords (besides xarray's decoders and ``drop_variables``):
-    ``group`` (a path inside the store), ``storage_options`` (fsspec),
-    ``zarr_format``, ``use_consolidated``, ``use_zarr_fill_value_as_mask``
-    (default: True for v2, False for v3, as xarray's zarr engine),
-    ``use_dask`` and ``chunks_per_task`` (see the module notes).
+    Backend keywords (besides xarray's decoders and ``drop_variables``), those
+    of the zarr engine with its meaning: ``group`` (a path inside the store),
+    ``storage_options`` (fsspec), ``zarr_format``, ``consolidated`` (None: use
+    consolidated metadata where present; True: require it; False: ignore it;
+    ``use_consolidated`` is the same switch), ``mode`` (``"r"`` only: the
+    engine reads), ``cache_members`` (accepted; zarrflow keeps no member
+    cache), ``use_zarr_fill_value_as_mask`` (default: True for v2, False for
+    v3, as xarray's zarr store decides). zarrflow's own: ``use_dask``,
+    ``chunks_per_task`` and ``task_blocks`` (see the module notes).
 
     Examples
     --------
@@ -322,8 +355,11 @@ class ZarrflowBackendEntrypoint(BackendEntrypoint):
         "group",
         "storage_options",
         "zarr_format",
+        "consolidated",
         "use_consolidated",
+        "mode",
         *_STORE_OPTIONS,
+        *_ZARR_ENGINE_NOOPS,
     )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
@@ -346,10 +382,13 @@ class ZarrflowBackendEntrypoint(BackendEntrypoint):
         group: str | None = None,
         storage_options: dict[str, Any] | None = None,
         zarr_format: int | None = None,
+        consolidated: bool | None = None,
         use_consolidated: bool | None = None,
+        mode: str = "r",
         **options: Any,
     ) -> Dataset:
-        root = _open_root(filename_or_obj, group, storage_options, zarr_format, use_consolidated)
+        flag = _consolidation(consolidated, use_consolidated, mode)
+        root = _open_root(filename_or_obj, group, storage_options, zarr_format, flag)
         return _dataset(root, drop_variables, options)
 
     def open_groups_as_dict(  # type: ignore[override]
@@ -360,10 +399,13 @@ class ZarrflowBackendEntrypoint(BackendEntrypoint):
         group: str | None = None,
         storage_options: dict[str, Any] | None = None,
         zarr_format: int | None = None,
+        consolidated: bool | None = None,
         use_consolidated: bool | None = None,
+        mode: str = "r",
         **options: Any,
     ) -> dict[str, Dataset]:
-        root = _open_root(filename_or_obj, group, storage_options, zarr_format, use_consolidated)
+        flag = _consolidation(consolidated, use_consolidated, mode)
+        root = _open_root(filename_or_obj, group, storage_options, zarr_format, flag)
         return {path: _dataset(node, drop_variables, options) for path, node in _walk_groups(root)}
 
     def open_datatree(  # type: ignore[override]
@@ -371,6 +413,17 @@ class ZarrflowBackendEntrypoint(BackendEntrypoint):
     ) -> DataTree:
         groups = self.open_groups_as_dict(filename_or_obj, **kwargs)
         return datatree_from_dict_with_io_cleanup(groups)
+
+
+def _consolidation(consolidated: bool | None, use_consolidated: bool | None, mode: str) -> Any:
+    """One consolidated-metadata switch from the zarr engine's and zarrflow's keywords."""
+    if mode != "r":
+        raise ZarrflowError(f"engine 'zarrflow' reads: mode must be 'r', not {mode!r}")
+    if None not in (consolidated, use_consolidated) and consolidated != use_consolidated:
+        raise TypeError(
+            f"consolidated={consolidated!r} and use_consolidated={use_consolidated!r} disagree"
+        )
+    return consolidated if consolidated is not None else use_consolidated
 
 
 def _dataset(
@@ -381,7 +434,7 @@ def _dataset(
     ``options`` holds xarray's decoders and the store's keywords (``use_dask``,
     ``chunks_per_task``, ``use_zarr_fill_value_as_mask``).
     """
-    unknown = set(options) - set(_DECODERS) - set(_STORE_OPTIONS)
+    unknown = set(options) - set(_DECODERS) - set(_STORE_OPTIONS) - set(_ZARR_ENGINE_NOOPS)
     if unknown:
         raise TypeError(f"engine 'zarrflow' got unexpected keyword(s) {sorted(unknown)}")
     decoders = {k: v for k, v in options.items() if k in _DECODERS}

@@ -37,7 +37,7 @@ from zarrflow.metadata.fill_value import (
 )
 from zarrflow.metadata.group import GroupMetadata, NodeMetadata
 from zarrflow.metadata.json import json_dumps, json_loads
-from zarrflow.metadata.load import load_node, node_from_json, node_key
+from zarrflow.metadata.load import UnreadableMetadata, load_node, node_from_json, node_key
 from zarrflow.metadata.v2 import ArrayMetadataV2
 from zarrflow.metadata.v3 import ArrayMetadataV3
 
@@ -53,6 +53,7 @@ __all__ = [
     "ChunkKeyEncoding",
     "GroupMetadata",
     "NodeMetadata",
+    "UnreadableMetadata",
     "chunk_grid_shape",
     "default_fill_value",
     "dtype_from_json_v2",

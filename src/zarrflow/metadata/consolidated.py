@@ -23,7 +23,13 @@ from zarrflow.errors import MetadataError, ReadOnlyError
 from zarrflow.metadata.cache import read_through
 from zarrflow.metadata.group import GroupMetadata, NodeMetadata
 from zarrflow.metadata.json import json_loads, load_json_object, where
-from zarrflow.metadata.load import METADATA_NAMES, load_node, node_from_json, node_key
+from zarrflow.metadata.load import (
+    METADATA_NAMES,
+    load_node,
+    node_from_json,
+    node_from_json_or_error,
+    node_key,
+)
 from zarrflow.storage.keys import is_valid_key
 
 if TYPE_CHECKING:
@@ -70,7 +76,10 @@ def parse_consolidated_v2(doc: Mapping[str, Any], path: str = "") -> dict[str, N
             by_node.setdefault(relpath, {})[name] = value
     nodes = {}
     for relpath, docs in by_node.items():
-        meta = node_from_json(docs, _join(path, relpath), 2)
+        if not relpath:  # the group itself must be readable
+            meta = node_from_json(docs, path, 2)
+        else:  # a member that cannot be read is kept with its error
+            meta = node_from_json_or_error(docs, _join(path, relpath), 2)  # type: ignore[assignment]
         if meta is not None:
             nodes[relpath] = meta
     return nodes
@@ -116,7 +125,7 @@ def parse_consolidated_v3(doc: Mapping[str, Any], path: str = "") -> dict[str, N
     for relpath, entry in flat.items():
         if not is_valid_key(relpath):
             continue  # a member name that cannot be a key ("..", "a\\b") is never listed
-        meta = node_from_json({"zarr.json": entry}, _join(path, relpath), 3)
+        meta = node_from_json_or_error({"zarr.json": entry}, _join(path, relpath), 3)
         if meta is None:
             raise MetadataError(f"consolidated entry {relpath!r} is not Zarr v3 metadata")
         nodes[relpath] = meta
@@ -327,7 +336,8 @@ def collect_hierarchy(store: Store, path: str, zarr_format: int) -> dict[str, No
                 value = next(values)
                 if value is not None:
                     docs[name] = load_json_object(value, node_key(_join(path, relpath), name))
-            meta = node_from_json(docs, _join(path, relpath), zarr_format)
+            # a member zarrflow cannot read is kept as stored (its documents, verbatim)
+            meta = node_from_json_or_error(docs, _join(path, relpath), zarr_format)
             if meta is None:
                 continue
             nodes[relpath] = meta

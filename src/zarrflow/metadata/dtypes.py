@@ -5,7 +5,10 @@ Zarr v2 spells a data type as a numpy type string with an explicit byte order
 types, a list of ``[name, type(, shape)]`` fields; the declared byte order is
 kept in memory. Zarr v3 names its core types (``"int32"``, ``"float64"``...)
 and keeps endianness in the ``bytes`` codec, so a v3 dtype in memory is always
-little-endian (or byte-order free).
+little-endian (or byte-order free); its JSON forms are in
+:mod:`zarrflow.metadata.dtypes_v3`. Variable-length types (``str``, ``bytes``)
+are marked object dtypes (:mod:`zarrflow.metadata.object_dtypes`); in v2 they
+are ``"|O"`` and their first filter says which.
 """
 
 from __future__ import annotations
@@ -15,7 +18,19 @@ from typing import Any
 import numpy as np
 
 from zarrflow.errors import MetadataError
+from zarrflow.metadata.dtypes_v3 import (
+    V3_DATA_TYPES,
+    dtype_from_json_v3,
+    dtype_to_json_v3,
+    little_endian,
+)
 from zarrflow.metadata.json import where
+from zarrflow.metadata.object_dtypes import (
+    BYTES_DTYPE,
+    STRING_DTYPE,
+    dtype_of_kind,
+    object_kind,
+)
 
 __all__ = [
     "V3_DATA_TYPES",
@@ -23,33 +38,15 @@ __all__ = [
     "dtype_from_json_v3",
     "dtype_to_json_v2",
     "dtype_to_json_v3",
+    "little_endian",
     "parse_dtype",
 ]
 
-#: Zarr v3 core data type names and their in-memory numpy dtypes
-V3_DATA_TYPES: dict[str, np.dtype[Any]] = {
-    name: np.dtype(code)
-    for name, code in {
-        "bool": "|b1",
-        "int8": "|i1",
-        "int16": "<i2",
-        "int32": "<i4",
-        "int64": "<i8",
-        "uint8": "|u1",
-        "uint16": "<u2",
-        "uint32": "<u4",
-        "uint64": "<u8",
-        "float16": "<f2",
-        "float32": "<f4",
-        "float64": "<f8",
-        "complex64": "<c8",
-        "complex128": "<c16",
-    }.items()
-}
-_V3_NAMES: dict[str, str] = {dt.str[1:]: name for name, dt in V3_DATA_TYPES.items()}
-
-#: numpy kinds a Zarr v2 array may have (object arrays need object codecs: unsupported)
+#: numpy kinds a Zarr v2 array may have (object arrays only when marked, see object_dtypes)
 _V2_KINDS = frozenset("biufcmMSUV")
+#: what users may pass for a variable-length string or bytes dtype
+_STRING_ALIASES = ("str", "string", "variable_length_utf8")
+_BYTES_ALIASES = ("bytes", "variable_length_bytes")
 
 
 def _parse_structured(fields: list[Any]) -> np.dtype[Any]:
@@ -88,11 +85,13 @@ def _check_v2_dtype(dtype: np.dtype[Any]) -> None:
     if dtype.subdtype is not None:
         _check_v2_dtype(dtype.subdtype[0])
         return
+    if dtype.kind == "O" and object_kind(dtype) is not None:
+        return
     if dtype.kind not in _V2_KINDS:
         raise MetadataError(
-            f"unsupported Zarr v2 dtype {dtype.str!r} (object dtypes need an object codec; "
-            "supported kinds are bool, int, uint, float, complex, datetime64, timedelta64, "
-            "S, U, V and structured)"
+            f"unsupported Zarr v2 dtype {dtype.str!r} (an object dtype must say what it holds: "
+            "use dtype=str or dtype=bytes; supported kinds are bool, int, uint, float, "
+            "complex, datetime64, timedelta64, S, U, V, structured, str and bytes)"
         )
     if dtype.kind in "mM" and np.datetime_data(dtype)[0] == "generic":
         raise MetadataError(f"dtype {dtype.str!r} needs a time unit, e.g. '<M8[ns]'")
@@ -157,53 +156,30 @@ def dtype_to_json_v2(dtype: np.dtype[Any]) -> str | list[list[Any]]:
     return dtype.str
 
 
-def dtype_from_json_v3(value: Any, path: str | None = None) -> np.dtype[Any]:
-    """Parse the ``data_type`` of a Zarr v3 ``zarr.json`` document.
-
-    Only the core data types are supported; an extension data type raises
-    :class:`MetadataError` naming it.
-
-    Examples
-    --------
-    >>> dtype_from_json_v3("int32").str
-    '<i4'
-    """
-    with where(path):
-        if (
-            isinstance(value, dict)
-            and isinstance(value.get("name"), str)
-            and not any(k not in ("name", "configuration") for k in value)
-        ):
-            if value.get("configuration"):
-                raise MetadataError(f"unsupported Zarr v3 data_type {value!r}")
-            value = value["name"]
-        if not isinstance(value, str) or value not in V3_DATA_TYPES:
-            raise MetadataError(
-                f"unsupported Zarr v3 data_type {value!r}; supported: " + ", ".join(V3_DATA_TYPES)
-            )
-        return V3_DATA_TYPES[value]
-
-
-def dtype_to_json_v3(dtype: np.dtype[Any]) -> str:
-    """The Zarr v3 ``data_type`` name of a numpy dtype (any byte order).
-
-    Examples
-    --------
-    >>> dtype_to_json_v3(np.dtype(">u2"))
-    'uint16'
-    """
-    name = _V3_NAMES.get(dtype.str[1:]) if dtype.fields is None else None
-    if name is None:
-        raise MetadataError(f"dtype {dtype.str!r} has no Zarr v3 core data type")
-    return name
+def _variable_length(dtype: Any) -> np.dtype[Any] | None:
+    """The marked object dtype a user's ``str``/``bytes``-like dtype means, else None."""
+    if dtype is str or (isinstance(dtype, str) and dtype in _STRING_ALIASES):
+        return STRING_DTYPE
+    if dtype is bytes or (isinstance(dtype, str) and dtype in _BYTES_ALIASES):
+        return BYTES_DTYPE
+    string_dtype = getattr(np.dtypes, "StringDType", None)
+    if string_dtype is not None and (dtype is string_dtype or isinstance(dtype, string_dtype)):
+        return STRING_DTYPE
+    if isinstance(dtype, np.dtype) and object_kind(dtype) is not None:
+        return dtype_of_kind(object_kind(dtype))  # type: ignore[arg-type]
+    return None
 
 
 def parse_dtype(dtype: Any, zarr_format: int, path: str | None = None) -> np.dtype[Any]:
-    """Turn a user's dtype (``"int32"``, ``np.int32``, ``"<f8"``, a dtype...) into the
-    dtype the metadata holds.
+    """Turn a user's dtype (``"int32"``, ``np.int32``, ``"<f8"``, ``str``, a dtype...)
+    into the dtype the metadata holds.
 
-    For Zarr v2 the byte order is kept (native when not given); for v3 the
-    dtype must be a core data type and is returned little-endian.
+    ``str`` (or ``"str"``, ``"string"``, numpy's ``StringDType``) means
+    variable-length UTF-8 strings and ``bytes`` variable-length byte strings:
+    both are marked object dtypes. ``"U8"``, ``"S4"``, ``"V2"``, ``"M8[ns]"``,
+    ``"m8[s]"`` and structured dtypes keep their numpy meaning. For Zarr v2
+    the byte order is kept (native when not given); for v3 every dtype is
+    returned little-endian. A v3 ``data_type`` JSON object is accepted too.
 
     Examples
     --------
@@ -211,12 +187,23 @@ def parse_dtype(dtype: Any, zarr_format: int, path: str | None = None) -> np.dty
     '<i4'
     >>> parse_dtype(">f8", 3).str
     '<f8'
-    >>> parse_dtype("complex64", 3).str
-    '<c8'
+    >>> parse_dtype(str, 3) is STRING_DTYPE
+    True
+    >>> parse_dtype(">M8[ns]", 3).str
+    '<M8[ns]'
     """
     with where(path):
+        if zarr_format not in (2, 3):
+            raise MetadataError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
+        vlen = _variable_length(dtype)
+        if vlen is not None:
+            if zarr_format == 3 and object_kind(vlen) == "vlen-array":
+                raise MetadataError("vlen-array (ragged) arrays exist only in Zarr v2")
+            return vlen
         if zarr_format == 3 and isinstance(dtype, str) and dtype in V3_DATA_TYPES:
             return V3_DATA_TYPES[dtype]
+        if zarr_format == 3 and isinstance(dtype, dict):
+            return dtype_from_json_v3(dtype)
         if zarr_format == 2 and isinstance(dtype, list):
             return dtype_from_json_v2(dtype)
         try:
@@ -226,6 +213,4 @@ def parse_dtype(dtype: Any, zarr_format: int, path: str | None = None) -> np.dty
         if zarr_format == 2:
             _check_v2_dtype(parsed)
             return parsed
-        if zarr_format == 3:
-            return V3_DATA_TYPES[dtype_to_json_v3(parsed)]
-        raise MetadataError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
+        return little_endian(dtype_from_json_v3(dtype_to_json_v3(parsed)))

@@ -8,8 +8,14 @@ a Zarr v2 ``null``. On disk:
   writes a NaN whose bits are not the canonical quiet NaN that way, so NaN
   payloads survive a round trip;
 - complex values are ``[real, imag]`` pairs of floats;
-- v2 ``datetime64``/``timedelta64`` values are integers (counts of the unit),
-  ``S``/``V``/structured values base64 strings, ``U`` values plain strings.
+- ``datetime64``/``timedelta64`` values are integers (counts of the unit;
+  NaT is -2**63, and ``"NaT"`` is read too), ``S``/``V``/structured values and
+  variable-length bytes base64 strings, ``U`` values and variable-length
+  strings plain strings — in v2 and v3 alike, as zarr-python 3 writes them.
+
+A variable-length string's fill value is a ``str``, a variable-length bytes'
+one ``bytes``; the default fill values are zero, ``""``, ``b""`` and NaT for
+times (zarr-python's defaults).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 
 from zarrflow.errors import MetadataError
 from zarrflow.metadata.json import where
+from zarrflow.metadata.object_dtypes import object_kind
 
 __all__ = [
     "DEFAULT_FILL_VALUE",
@@ -166,8 +173,40 @@ def _bytes_from_json(value: Any, dtype: np.dtype[Any]) -> np.generic:
     return np.frombuffer(raw, dtype=dtype)[0]
 
 
-def _v2_only_from_json(value: Any, dtype: np.dtype[Any]) -> np.generic:
-    """Fill values of the data types only Zarr v2 has."""
+def _object_from_json(value: Any, dtype: np.dtype[Any]) -> Any:
+    """The fill value of a variable-length type: ``str`` or ``bytes``."""
+    kind = object_kind(dtype)
+    if kind == "string":
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise MetadataError(f"fill_value {value!r} for a string array must be a string")
+        return str(value)  # zarr-python reads a number as its text
+    if kind == "variable_length_bytes":
+        if not isinstance(value, str):
+            raise MetadataError(f"fill_value {value!r} for a bytes array must be a base64 string")
+        try:
+            return base64.b64decode(value.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            raise MetadataError(f"fill_value {value!r} for a bytes array is not base64") from None
+    raise MetadataError(f"fill_value {value!r}: a {kind} array has no fill value but null")
+
+
+def _struct_from_json(value: dict[str, Any], dtype: np.dtype[Any], zarr_format: int) -> Any:
+    """A structured fill value given field by field (tensorstore's ``struct`` form)."""
+    names = dtype.names or ()
+    if set(value) != set(names):
+        raise MetadataError(f"fill_value {value!r} must name exactly the fields {list(names)}")
+    out = np.zeros((), dtype=dtype)
+    for name in names:
+        out[name] = fill_value_from_json(value[name], dtype.fields[name][0], zarr_format)
+    return out[()]
+
+
+def _other_from_json(value: Any, dtype: np.dtype[Any], zarr_format: int) -> Any:
+    """Fill values of the data types beyond numbers: times, strings, bytes, structured."""
+    if dtype.kind == "O":
+        return _object_from_json(value, dtype)
+    if dtype.fields is not None and isinstance(value, dict):
+        return _struct_from_json(value, dtype, zarr_format)
     if dtype.kind in "mM":
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise MetadataError(f"fill_value {value!r} for {dtype.str} must be an integer")
@@ -232,9 +271,7 @@ def fill_value_from_json(
             return _float_from_json(value, dtype.newbyteorder("<"), zarr_format)
         if kind == "c":
             return _complex_from_json(value, dtype, zarr_format)
-        if zarr_format == 3:
-            raise MetadataError(f"dtype {dtype.str} has no Zarr v3 core fill value")
-        return _v2_only_from_json(value, dtype)
+        return _other_from_json(value, dtype, zarr_format)
 
 
 def fill_value_to_json(value: Any, dtype: np.dtype[Any], zarr_format: int) -> Any:
@@ -255,6 +292,10 @@ def fill_value_to_json(value: Any, dtype: np.dtype[Any], zarr_format: int) -> An
         if zarr_format == 2:
             return None
         raise MetadataError("a Zarr v3 array needs a fill value, not None")
+    if dtype.kind == "O":
+        if isinstance(value, bytes):
+            return base64.b64encode(value).decode("ascii")
+        return str(value)
     scalar = np.array(value, dtype=dtype)
     kind = dtype.kind
     if kind == "b":
@@ -267,28 +308,53 @@ def fill_value_to_json(value: Any, dtype: np.dtype[Any], zarr_format: int) -> An
         parts = scalar.astype(dtype.newbyteorder("<")).reshape(1).view(_component_dtype(dtype))
         return [_float_to_json(parts[0], zarr_format), _float_to_json(parts[1], zarr_format)]
     if kind in "mM":
-        return int(scalar.view(dtype.newbyteorder("=")).astype("i8"))
+        return int(scalar.astype(dtype.newbyteorder("=")).view(np.int64))
     if kind == "U":
         return str(scalar[()])
     raw = bytes(scalar[()]) if kind == "S" else scalar.tobytes()
     return base64.b64encode(raw).decode("ascii")
 
 
-def default_fill_value(dtype: np.dtype[Any]) -> np.generic:
-    """The zero of ``dtype`` (False, 0, 0.0, b"", "", the zero datetime...).
+def default_fill_value(dtype: np.dtype[Any]) -> Any:
+    """The default fill value of ``dtype``, as zarr-python 3's: its zero (False, 0,
+    0.0, b"", ""), NaT for datetimes and timedeltas, ``""`` for variable-length
+    strings, ``b""`` for variable-length bytes, None for v2 ragged arrays.
 
     Examples
     --------
     >>> default_fill_value(np.dtype("f4"))
     np.float32(0.0)
+    >>> default_fill_value(np.dtype("M8[s]"))
+    np.datetime64('NaT','s')
     """
+    if dtype.kind in "mM":
+        return np.array("NaT", dtype=dtype)[()]
+    if dtype.kind == "O":
+        return {"string": "", "variable_length_bytes": b""}.get(object_kind(dtype))  # type: ignore[arg-type]
     return np.zeros((), dtype=dtype)[()]
 
 
-def _parse_user_scalar(value: Any, dtype: np.dtype[Any]) -> np.generic:
+def _parse_user_object(value: Any, dtype: np.dtype[Any]) -> Any:
+    """A user's fill value for a variable-length string or bytes array."""
+    kind = object_kind(dtype)
+    want = {"string": str, "variable_length_bytes": bytes}.get(kind)  # type: ignore[arg-type]
+    if want is None:
+        raise MetadataError(f"a {kind} array's fill value can only be None (null)")
+    if isinstance(value, want):
+        return want(value)
+    if value == 0 and not isinstance(value, bool):
+        return want()  # create()'s default fill_value=0 is the empty value here
+    raise MetadataError(f"fill_value {value!r} for a {kind} array must be a {want.__name__}")
+
+
+def _parse_user_scalar(value: Any, dtype: np.dtype[Any]) -> Any:
     kind = dtype.kind
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
+    if kind == "O":
+        return _parse_user_object(value, dtype)
+    if kind in "SUV" and not isinstance(value, bool) and isinstance(value, int) and value == 0:
+        return default_fill_value(dtype)  # create()'s default fill_value=0: b"", "", zeros
     if isinstance(value, np.generic) and value.dtype.newbyteorder("=") == dtype.newbyteorder("="):
         return np.array(value, dtype=dtype)[()]  # keeps NaN payloads bit for bit
     if kind in "iu" and not isinstance(value, bool | np.bool_ | float | np.floating):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from zarrflow.errors import (
@@ -20,7 +22,14 @@ from zarrflow.metadata.v3 import ArrayMetadataV3
 if TYPE_CHECKING:
     from zarrflow.storage import Store
 
-__all__ = ["METADATA_NAMES", "load_node", "node_from_json", "node_key"]
+__all__ = [
+    "METADATA_NAMES",
+    "UnreadableMetadata",
+    "load_node",
+    "node_from_json",
+    "node_from_json_or_error",
+    "node_key",
+]
 
 #: the metadata document names of each format, in the order load_node reads them
 METADATA_NAMES = {3: ("zarr.json",), 2: (".zarray", ".zgroup", ".zattrs")}
@@ -36,6 +45,49 @@ def node_key(path: str, name: str) -> str:
     """
     path = path.strip("/")
     return f"{path}/{name}" if path else name
+
+
+@dataclass(frozen=True)
+class UnreadableMetadata:
+    """A member's metadata that zarrflow cannot read (an unknown data type, extension...).
+
+    Consolidated metadata keeps it in place of the member's metadata, so the
+    rest of the hierarchy opens; opening the member raises :attr:`error`.
+    :meth:`to_json` gives back the documents as they were stored.
+
+    Examples
+    --------
+    >>> bad = node_from_json_or_error({"zarr.json": {"zarr_format": 3, "node_type": "array",
+    ...     "data_type": "float8_e4m3"}}, "x")
+    >>> type(bad).__name__, bad.zarr_format
+    ('UnreadableMetadata', 3)
+    """
+
+    docs: dict[str, Any]
+    error: MetadataError
+    zarr_format: int = 3
+    node_type: str = field(default="unreadable")
+
+    def to_json(self) -> dict[str, Any]:
+        """The documents as stored."""
+        return copy.deepcopy(self.docs)
+
+
+def node_from_json_or_error(
+    docs: Mapping[str, Any], path: str | None = None, zarr_format: int | None = None
+) -> NodeMetadata | UnreadableMetadata | None:
+    """:func:`node_from_json`, with a :class:`UnreadableMetadata` for what cannot be read.
+
+    Examples
+    --------
+    >>> node_from_json_or_error({".zgroup": {"zarr_format": 2}}).zarr_format
+    2
+    """
+    try:
+        return node_from_json(docs, path, zarr_format)
+    except MetadataError as e:
+        fmt = 3 if "zarr.json" in docs and zarr_format != 2 else 2
+        return UnreadableMetadata(dict(docs), e, fmt)
 
 
 def node_from_json(

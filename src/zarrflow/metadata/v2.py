@@ -25,6 +25,7 @@ from zarrflow.metadata.fill_value import (
     parse_fill_value,
 )
 from zarrflow.metadata.json import parse_attributes, where
+from zarrflow.metadata.object_dtypes import object_dtype_from_filters, with_object_codec
 
 __all__ = ["ArrayMetadataV2"]
 
@@ -110,7 +111,7 @@ class ArrayMetadataV2(ArrayMetadataView):
             raise MetadataError(f"order must be 'C' or 'F', got {self.order!r}")
         if self.compressor is not None:
             set_(self, "compressor", _parse_codec_config(self.compressor, "compressor"))
-        set_(self, "filters", _parse_filters(self.filters))
+        set_(self, "filters", with_object_codec(self.dtype, _parse_filters(self.filters)))
         if self.dimension_separator not in (".", "/"):
             raise MetadataError(
                 f"dimension_separator must be '.' or '/', got {self.dimension_separator!r}"
@@ -207,7 +208,10 @@ class ArrayMetadataV2(ArrayMetadataView):
             missing = [k for k in ("shape", "chunks", "dtype") if k not in doc]
             if missing:
                 raise MetadataError(f".zarray is missing {', '.join(missing)}")
-            dtype = dtype_from_json_v2(doc["dtype"])
+            if doc["dtype"] in ("|O", "O"):  # the object codec (first filter) says what
+                dtype = object_dtype_from_filters(_parse_filters(doc.get("filters")))
+            else:
+                dtype = dtype_from_json_v2(doc["dtype"])
             return cls(
                 shape=doc["shape"],
                 chunks=doc["chunks"],

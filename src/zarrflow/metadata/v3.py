@@ -26,6 +26,7 @@ from zarrflow.metadata.fill_value import (
     parse_fill_value,
 )
 from zarrflow.metadata.json import parse_attributes, where
+from zarrflow.metadata.object_dtypes import object_kind
 
 __all__ = ["ArrayMetadataV3", "split_extra_fields"]
 
@@ -86,6 +87,16 @@ def _parse_codecs(codecs: Any) -> tuple[dict[str, Any], ...]:
     if not parsed:
         raise MetadataError("codecs must not be empty: an array -> bytes codec is required")
     return tuple(parsed)
+
+
+def _default_codecs(dtype: np.dtype[Any]) -> tuple[dict[str, Any], ...]:
+    """The codecs of an array created without any: ``bytes``, or the vlen codec."""
+    vlen = {"string": "vlen-utf8", "variable_length_bytes": "vlen-bytes"}.get(
+        object_kind(dtype)  # type: ignore[arg-type]
+    )
+    if vlen is not None:
+        return ({"name": vlen, "configuration": {}},)
+    return _DEFAULT_CODECS
 
 
 def _parse_chunk_grid(grid: Any) -> Any:
@@ -232,7 +243,7 @@ class ArrayMetadataV3(ArrayMetadataView):
                 chunks=chunks,
                 dtype=dtype,
                 fill_value=parse_fill_value(fill_value, dtype, 3),
-                codecs=_DEFAULT_CODECS if codecs is None else codecs,  # type: ignore[arg-type]
+                codecs=_default_codecs(dtype) if codecs is None else codecs,  # type: ignore[arg-type]
                 chunk_key_encoding=chunk_key_encoding or _DEFAULT_ENCODING,  # type: ignore[arg-type]
                 attributes=parse_attributes(attributes),
                 dimension_names=dimension_names,  # type: ignore[arg-type]

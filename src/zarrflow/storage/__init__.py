@@ -29,6 +29,7 @@ from zarrflow.storage.fsspec_store import FsspecStore
 from zarrflow.storage.keys import validate_key, validate_prefix
 from zarrflow.storage.local import LocalStore
 from zarrflow.storage.memory import MemoryStore
+from zarrflow.storage.obstore_store import ObstoreStore
 from zarrflow.storage.readonly import ReadOnlyStore
 from zarrflow.storage.retry import RequestBudget, RetryPolicy, io_budget
 from zarrflow.storage.url import store_from_url
@@ -44,6 +45,7 @@ __all__ = [
     "LocalStore",
     "MemoryStore",
     "NotModified",
+    "ObstoreStore",
     "OffsetByteRequest",
     "RangeByteRequest",
     "ReadOnlyStore",

@@ -271,6 +271,9 @@ class _Writer:
             return
         try:
             fd = os.open(temp, os.O_RDONLY)
+        except FileNotFoundError:  # removed before close: the archive was discarded
+            return
+        try:
             try:
                 os.fsync(fd)
             finally:
