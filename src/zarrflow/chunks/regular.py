@@ -44,7 +44,7 @@ from zarrflow.errors import (
     StoreError,
 )
 from zarrflow.indexing import ChunkProjection
-from zarrflow.metadata import default_fill_value
+from zarrflow.metadata import chunk_grid_shape, default_fill_value
 from zarrflow.storage import Store
 from zarrflow.storage.keys import is_valid_key
 from zarrflow.storage.local import LocalStore
@@ -167,7 +167,7 @@ class ChunkIO:
     @property
     def chunk_grid_shape(self) -> tuple[int, ...]:
         """Number of stored objects (chunks, or shards) along each axis."""
-        return tuple(-(-s // c) for s, c in zip(self.shape, self.chunk_shape, strict=True))
+        return chunk_grid_shape(self.shape, self.chunk_shape)
 
     @property
     def inner_shape(self) -> tuple[int, ...]:

@@ -33,6 +33,7 @@ from zarrflow.codecs import CodecPipeline, ShardingCodec
 from zarrflow.codecs.sharding import MISSING
 from zarrflow.errors import CodecError, StoreError
 from zarrflow.indexing import BasicIndexer, ChunkProjection
+from zarrflow.metadata import chunk_grid_shape
 from zarrflow.storage import Store
 from zarrflow.telemetry.events import HOOKS, emit_since
 
@@ -83,8 +84,7 @@ class ShardIO(ChunkIO):
     @property
     def inner_grid_shape(self) -> tuple[int, ...]:
         """Number of inner chunks along each axis of the array."""
-        shape = self.metadata.shape
-        return tuple(math.ceil(s / c) for s, c in zip(shape, self.inner_shape, strict=True))
+        return chunk_grid_shape(self.metadata.shape, self.inner_shape)
 
     def shard_of(self, inner: Sequence[int]) -> tuple[Index, Index]:
         """``(shard coords, local inner coords)`` of an inner chunk of the array."""

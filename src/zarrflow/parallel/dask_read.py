@@ -159,7 +159,7 @@ def sharded_block_shape(
     if chunks_per_task is None and math.prod(shard) * itemsize <= limit:
         return block_shape(shard, engine.chunk_grid_shape, itemsize)
     inner = engine.inner_shape
-    cps = tuple(s // c for s, c in zip(shard, inner, strict=True))
+    cps = tuple((s // c if c else 1) for s, c in zip(shard, inner, strict=True))
     blocks = block_shape(inner, engine.inner_grid_shape, itemsize, chunks_per_task=chunks_per_task)
     if chunks_per_task is not None:
         return blocks
@@ -280,7 +280,7 @@ def _read_sharded_by_inner_chunk(engine: ChunkEngine, selection: Any, out: np.nd
         return False
     by_shard: dict[tuple[int, ...], list] = {}
     shard, inner = engine.chunk_shape, engine.inner_shape
-    cps = tuple(s // c for s, c in zip(shard, inner, strict=True))
+    cps = tuple((s // c if c else 1) for s, c in zip(shard, inner, strict=True))
     for p in BasicIndexer(selection, engine.shape, inner):
         key = tuple(i // n for i, n in zip(p.chunk_coords, cps, strict=True))
         by_shard.setdefault(key, []).append(p)

@@ -211,7 +211,8 @@ def batch_size(engine: ChunkEngine, backend: Backend, timeout: float | None = No
     inner_bytes = max(1, math.prod(engine.inner_shape) * engine.dtype.itemsize)
     if _is_sharded(engine):
         per_shard = math.prod(
-            s // c for s, c in zip(engine.chunk_shape, engine.inner_shape, strict=True)
+            (s // c if c else 1)
+            for s, c in zip(engine.chunk_shape, engine.inner_shape, strict=True)
         )
         budget = dask.config.get("zarrflow.shard_group_bytes", _GROUP_BYTES)
         return max(1, min(per_shard, budget // inner_bytes))
@@ -225,7 +226,9 @@ def _boundary(engine: ChunkEngine) -> Callable[[Index], Index] | None:
     """For a sharded array, the shard of an inner chunk: batches stay within one shard."""
     if not _is_sharded(engine):
         return None
-    per_shard = tuple(s // c for s, c in zip(engine.chunk_shape, engine.inner_shape, strict=True))
+    per_shard = tuple(
+        (s // c if c else 1) for s, c in zip(engine.chunk_shape, engine.inner_shape, strict=True)
+    )
     return functools.partial(_shard_of, per_shard)
 
 
