@@ -392,3 +392,14 @@ def test_many_threads_read_through_one_small_cache(tmp_path):
         for k in b.engine.stored_chunk_coords()
         if (e := cache.get(b.store.url, b.engine.key(k))) is not None
     )
+
+
+def test_sharded_and_variable_length_arrays_are_not_cached(tmp_path):
+    sharded = zf.create(
+        str(tmp_path / "s.zarr"), shape=(8,), chunks=(2,), shards=(4,), dtype="u1", chunk_cache=1000
+    )
+    strings = zf.create(
+        str(tmp_path / "t.zarr"), shape=(4,), chunks=(2,), dtype=str, chunk_cache=1000
+    )
+    assert type(sharded.engine).__name__ == "ShardIO"
+    assert type(strings.engine) is ChunkIO

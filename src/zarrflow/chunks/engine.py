@@ -101,7 +101,9 @@ def open_engine(
         Store chunks equal to the fill value instead of deleting them.
     chunk_cache
         Read regular chunks through this cache (see :mod:`.cache`), when the
-        store can keep it safe; sharded arrays are not cached.
+        store can keep it safe; sharded arrays and variable-length data
+        (strings, bytes: their size is not their arrays' ``nbytes``) are not
+        cached.
 
     Examples
     --------
@@ -119,6 +121,7 @@ def open_engine(
     """
     if getattr(metadata, "inner_chunks", None) is not None:
         return ShardIO(store, path, metadata, write_empty_chunks)
-    if chunk_cache is not None and can_cache(store, chunk_cache):
+    variable_length = np.dtype(metadata.dtype).kind == "O"  # nbytes would not bound them
+    if chunk_cache is not None and can_cache(store, chunk_cache) and not variable_length:
         return CachedChunkIO(store, path, metadata, write_empty_chunks, chunk_cache)
     return ChunkIO(store, path, metadata, write_empty_chunks)
