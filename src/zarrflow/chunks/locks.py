@@ -18,9 +18,12 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from time import perf_counter
 from typing import Literal
 
 import dask
+
+from zarrflow.telemetry.events import HOOKS, emit_since
 
 __all__ = ["LockKind", "chunk_lock", "lock_name", "resolve_lock_kind"]
 
@@ -111,15 +114,20 @@ def chunk_lock(store_url: str, key: str, kind: LockKind | None = None) -> Iterat
         yield
         return
     name = lock_name(store_url, key)
+    t0 = perf_counter() if HOOKS else 0.0
     if kind == "thread":
         lock = _STRIPES[hash(name) % _N_STRIPES]
         with lock:
+            if t0:
+                emit_since(t0, "write", "lock_wait", detail="thread")
             yield
         return
     from distributed import Lock
 
     dlock = Lock(name)
     dlock.acquire()
+    if t0:
+        emit_since(t0, "write", "lock_wait", detail="distributed")
     try:
         yield
     finally:

@@ -49,6 +49,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from time import perf_counter
 from typing import Any
 
 import dask
@@ -59,6 +60,7 @@ from zarrflow.codecs.sharding import MISSING
 from zarrflow.errors import CodecError, CorruptChunkError, GenerationConflictError
 from zarrflow.indexing import ChunkProjection
 from zarrflow.storage import RangeByteRequest, Store, SuffixByteRequest
+from zarrflow.telemetry.events import HOOKS, emit_since
 
 __all__ = ["LOCAL_GAP", "REMOTE_GAP", "ShardJob", "ShardReader"]
 
@@ -351,6 +353,9 @@ class ShardReader:
 
     def run(self, jobs: list[ShardJob]) -> None:
         """Fetch and decode jobs: one shard at a time locally, overlapped when remote."""
+        if HOOKS:
+            self._run_reporting(jobs)
+            return
         if self.store.is_remote:
             self.fetch(jobs)
             for job in jobs:
@@ -359,6 +364,21 @@ class ShardReader:
         for job in jobs:
             self.fetch([job])
             self.place(job)
+
+    def _run_reporting(self, jobs: list[ShardJob]) -> None:
+        """:meth:`run`, reporting ``storage`` (inner chunks' bytes) and ``decode`` phases."""
+        groups = [jobs] if self.store.is_remote else [[job] for job in jobs]
+        inner = self.codec.inner
+        nbytes = inner.dtype.itemsize * int(np.prod(inner.chunk_shape))
+        for group in groups:
+            t0 = perf_counter()
+            self.fetch(group)
+            pieces = [p for j in group for p in (j.pieces or ()) if p is not None]
+            emit_since(t0, "read", "storage", sum(len(p) for p in pieces), len(pieces))
+            t0 = perf_counter()
+            for job in group:
+                self.place(job)
+            emit_since(t0, "read", "decode", nbytes * len(pieces), len(pieces), "sharding")
 
     def run_cached(
         self,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from zarrflow.errors import CodecError, StoreError
 from zarrflow.indexing import BasicIndexer, ChunkProjection
 from zarrflow.metadata import chunk_grid_shape
 from zarrflow.storage import Store
+from zarrflow.telemetry.events import HOOKS, emit_since
 
 __all__ = ["ShardIO"]
 
@@ -293,9 +295,13 @@ class ShardIO(ChunkIO):
     def _encode_inner(self, key: str, local: Index, chunk: np.ndarray) -> bytes | None:
         if not self.write_empty_chunks and self.codec.is_fill(chunk):
             return None
+        t0 = perf_counter() if HOOKS else 0.0
         try:
             contiguous = chunk if chunk.flags.c_contiguous else chunk.copy()
-            return self.codec.inner.encode(contiguous)
+            data = self.codec.inner.encode(contiguous)
+            if t0:
+                emit_since(t0, "write", "encode", chunk.nbytes, 1, "sharding")
+            return data
         except CodecError as e:
             raise CodecError(
                 f"array {self.name!r}: shard key {key!r}, inner chunk {local}: {e}"
@@ -307,8 +313,11 @@ class ShardIO(ChunkIO):
             self.store.delete(key)
             return
         data = self.codec.encode_pieces(pieces)
+        t0 = perf_counter() if HOOKS else 0.0
         try:
             self.store.set(key, data)
+            if t0:
+                emit_since(t0, "write", "storage", len(data), 1)
         except StoreError:
             raise
         except OSError as e:

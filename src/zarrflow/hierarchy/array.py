@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from zarrflow.chunks import ChunkEngine, open_engine
+from zarrflow.chunks import ChunkCache, ChunkEngine, open_engine, resolve_chunk_cache
 from zarrflow.chunks.resize import append_shape, resize_chunks
 from zarrflow.errors import ReadOnlyError, SelectionError, StoreError, ValueShapeError
 from zarrflow.hierarchy.layout import ArrayLayout
@@ -70,11 +70,53 @@ class Array(Node, ArrayLayout):
         metadata,
         *,
         write_empty_chunks: bool = False,
+        chunk_cache: ChunkCache | int | None = None,
     ) -> None:
         super().__init__(store, path, metadata)
+        self._chunk_cache = resolve_chunk_cache(chunk_cache)
         self._engine = open_engine(
-            store, self._path, metadata, write_empty_chunks=write_empty_chunks
+            store,
+            self._path,
+            metadata,
+            write_empty_chunks=write_empty_chunks,
+            chunk_cache=self._chunk_cache,
         )
+
+    @property
+    def chunk_cache(self) -> ChunkCache | None:
+        """The cache of decoded chunks this array reads through (None: none)."""
+        return self._chunk_cache
+
+    def use_chunk_cache(self, chunk_cache: ChunkCache | int) -> Array:
+        """Read through ``chunk_cache`` from now on (a ChunkCache, or bytes; 0: no cache).
+
+        Parameters
+        ----------
+        chunk_cache
+            A :class:`~zarrflow.ChunkCache` (shared with other arrays), a size
+            in bytes for a new one, or 0 to stop caching.
+
+        Returns
+        -------
+        Array
+            This array.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-use-cache", shape=(4,), chunks=(2,), dtype="u1")
+        >>> a.use_chunk_cache(2**20).chunk_cache.max_bytes
+        1048576
+        """
+        self._chunk_cache = None if chunk_cache is None else resolve_chunk_cache(chunk_cache)
+        self._engine = open_engine(
+            self._store,
+            self._path,
+            self._meta,
+            write_empty_chunks=self._engine.write_empty_chunks,
+            chunk_cache=self._chunk_cache,
+        )
+        return self
 
     @property
     def engine(self) -> ChunkEngine:
@@ -129,7 +171,11 @@ class Array(Node, ArrayLayout):
         """Take ``metadata`` (just stored) as this handle's own, and rebuild the engine."""
         self._meta = metadata
         self._engine = open_engine(
-            self._store, self._path, metadata, write_empty_chunks=self._engine.write_empty_chunks
+            self._store,
+            self._path,
+            metadata,
+            write_empty_chunks=self._engine.write_empty_chunks,
+            chunk_cache=self._chunk_cache,
         )
 
     # selection ---------------------------------------------------------------
@@ -515,7 +561,7 @@ class Array(Node, ArrayLayout):
             raise ReadOnlyError(f"array {self.name!r} is read-only: cannot resize")
         for _ in range(_MAX_SHAPE_MOVES):
             fresh = load_node(self._store, self._path, self.zarr_format, node_type="array")
-            engine = open_engine(self._store, self._path, fresh)
+            engine = open_engine(self._store, self._path, fresh, chunk_cache=self._chunk_cache)
             new_shape = resize_chunks(engine, new_shape)  # validates, then cleans up
             try:
                 meta = update_metadata(
@@ -617,7 +663,13 @@ class Array(Node, ArrayLayout):
         # the URL (store) and metadata travel, never the data
         return (
             _rebuild_array,
-            (self._store, self._path, self._meta, self._engine.write_empty_chunks),
+            (
+                self._store,
+                self._path,
+                self._meta,
+                self._engine.write_empty_chunks,
+                self._chunk_cache if self._chunk_cache is not None else 0,
+            ),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -640,5 +692,9 @@ def _reshaped(stored, seen: tuple[int, ...], new_shape: tuple[int, ...]):
     return stored.replace(shape=new_shape)
 
 
-def _rebuild_array(store: Store, path: str, metadata, write_empty_chunks: bool) -> Array:
-    return Array(store, path, metadata, write_empty_chunks=write_empty_chunks)
+def _rebuild_array(
+    store: Store, path: str, metadata, write_empty_chunks: bool, chunk_cache: ChunkCache | int = 0
+) -> Array:
+    return Array(
+        store, path, metadata, write_empty_chunks=write_empty_chunks, chunk_cache=chunk_cache
+    )

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from zarrflow.errors import GenerationConflictError, MetadataError, ReadOnlyError
+from zarrflow.metadata.cache import read_through
 from zarrflow.metadata.group import GroupMetadata, NodeMetadata
 from zarrflow.metadata.json import json_loads, load_json_object, where
 from zarrflow.metadata.load import (
@@ -279,17 +280,30 @@ def probe_node_metadata(
     if zarr_format not in (None, 2, 3):
         raise MetadataError(f"zarr_format must be 2, 3 or None, got {zarr_format!r}")
     if zarr_format != 2:
-        raw = store.get(node_key(path, "zarr.json"))
-        if raw is not None:
-            doc = _load_zarr_json(store, path, raw)
-            meta = node_from_json({"zarr.json": doc}, path, 3)
-            assert meta is not None  # node_from_json raises for a bad node_type
-            is_group = meta.node_type == "group"
-            nodes = parse_consolidated_v3(doc, path) if consolidated and is_group else None
-            return (meta, None) if nodes is None else _split_root(nodes)
+        found = read_through(  # through the metadata cache, when one is on
+            store,
+            node_key(path, "zarr.json"),
+            lambda raw: _v3_node(store, path, raw, consolidated),
+            "consolidated" if consolidated else "",
+        )
+        if found is not None:
+            meta, members = found
+            return meta, None if members is None else dict(members)  # the caller's own
         if zarr_format == 3:
             return None
     return _probe_v2(store, path, consolidated)
+
+
+def _v3_node(
+    store: Store, path: str, raw: bytes, consolidated: bool
+) -> tuple[NodeMetadata, dict[str, NodeMetadata] | None]:
+    """The node (and, if asked, its consolidated members) a ``zarr.json`` document describes."""
+    doc = _load_zarr_json(store, path, raw)
+    meta = node_from_json({"zarr.json": doc}, path, 3)
+    assert meta is not None  # node_from_json raises for a bad node_type
+    is_group = meta.node_type == "group"
+    nodes = parse_consolidated_v3(doc, path) if consolidated and is_group else None
+    return (meta, None) if nodes is None else _split_root(nodes)
 
 
 def _children(store: Store, path: str, groups: list[str], zarr_format: int) -> list[str]:
