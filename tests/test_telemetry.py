@@ -160,3 +160,25 @@ def test_profile_gathers_the_workers_sums_on_a_cluster(client, tmp_path):
     assert _sum(p, "read", "decode", "count") == 64
     assert _sum(p, "map", "decode", "count") == 64
     assert _sum(p, "map", "storage", "nbytes") == _stored_chunk_bytes(a.store)
+
+
+def test_a_conditional_write_that_loses_a_race_reports_a_conflict():
+    """Another writer lands between this write's read and its conditional write."""
+    from zarrflow.chunks.conditional import read_modify_write
+    from zarrflow.storage import MemoryStore
+
+    store = MemoryStore()
+    store.set("k", b"a")
+    calls = []
+
+    def merge(old: bytes | None) -> bytes:
+        calls.append(old)
+        if len(calls) == 1:
+            store.set("k", b"b")  # the concurrent writer
+        return old + b"+"
+
+    with zf.profile() as p:
+        read_modify_write(store, "k", merge, "doc")
+    assert store.get("k") == b"b+"  # merged into the other writer's bytes, not over them
+    assert calls == [b"a", b"b"]
+    assert _sum(p, "write", "conflict", "count") == 1

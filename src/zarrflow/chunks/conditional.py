@@ -29,11 +29,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from time import perf_counter
 
 import dask
 
 from zarrflow.errors import GenerationConflictError, StoreError
 from zarrflow.storage import IfAbsent, IfGeneration, Store
+from zarrflow.telemetry.events import HOOKS, emit_since, report_conflict
 
 __all__ = ["conditional_writes", "read_modify_write"]
 
@@ -105,28 +107,42 @@ def read_modify_write(
     b'11'
     """
     if not conditional_writes(store):
+        t0 = perf_counter() if HOOKS else 0.0
         old = store.get(key)
+        if t0:
+            emit_since(t0, "write", "storage", len(old or b""))
         new = merge(old)
+        t0 = perf_counter() if HOOKS else 0.0
         if new is not None:
             store.set(key, new)
         elif old is not None:
             store.delete(key)
+        if t0:
+            emit_since(t0, "write", "storage", len(new or b""))
         return
     last: GenerationConflictError | None = None
     for attempt in range(_MAX_ATTEMPTS):
         if attempt:
             time.sleep(random.uniform(0, min(_MAX_BACKOFF, _BACKOFF * 2**attempt)))
+        started = t0 = perf_counter() if HOOKS else 0.0
         stored = store.get_versioned(key)
+        if t0:
+            emit_since(t0, "write", "storage", 0 if stored is None else len(stored.data))
         new = merge(None if stored is None else stored.data)
+        t0 = perf_counter() if HOOKS else 0.0
         try:
             if new is not None:
                 condition = IfAbsent() if stored is None else IfGeneration(stored.generation)
                 store.set_if(key, new, condition)
             elif stored is not None:
                 store.delete_if(key, IfGeneration(stored.generation))
+            if t0:
+                emit_since(t0, "write", "storage", len(new or b""))
             return
         except GenerationConflictError as e:  # written in between: merge into the new bytes
             last = e
+            if started:
+                report_conflict(perf_counter() - started, "chunk")
     raise StoreError(
         f"array {name!r}: chunk key {key!r} changed under {_MAX_ATTEMPTS} read-modify-writes "
         f"in a row (other writers kept winning); nothing of this write was stored"

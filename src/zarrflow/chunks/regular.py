@@ -548,7 +548,13 @@ class ChunkIO:
         key = self.key(p.chunk_coords)
 
         def merge(old: bytes | None) -> bytes | None:
-            chunk = self.new_chunk() if old is None else self.decode(p.chunk_coords, old)
+            if old is None:
+                chunk = self.new_chunk()
+            else:
+                t0 = perf_counter() if HOOKS else 0.0
+                chunk = self.decode(p.chunk_coords, old)
+                if t0:
+                    self._decoded(t0, 1, "write")
             if not chunk.flags.writeable:
                 chunk = chunk.copy()
             chunk[p.chunk_selection] = part
