@@ -34,7 +34,6 @@ import numpy as np
 from dask.diagnostics import Profiler
 
 import zarrflow as zf
-from zarrflow.codecs import CodecPipeline
 
 workdir = tempfile.mkdtemp(prefix="zarrflow-nb04-")
 cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -79,53 +78,61 @@ for s in sides:
 # %% [markdown]
 # ## Splitting the time
 #
-# For each array, all in one thread so the parts add up:
-#
-# 1. **I/O:** `store.get` every chunk key — the raw bytes, nothing else;
-# 2. **decode:** decode those bytes with the array's codec pipeline;
-# 3. **total:** `a.to_dask(chunks_per_task=1).compute(scheduler="sync")` —
-#    one Dask task per chunk, run one after the other. What the total has
-#    beyond I/O and decode is the scheduling and assembly overhead.
+# `zf.profile()` gathers zarrflow's telemetry: every chunk operation reports
+# its phases — the **storage** requests (bytes, latency), the **decode**
+# (which codecs), the **place** copies into the result — and the profile
+# sums them per operation and phase. For each array we read
+# `a.to_dask(chunks_per_task=1).compute(scheduler="sync")` — one Dask task
+# per chunk, run one after the other in this thread, so the phases add up —
+# inside a profile. What the wall-clock time has beyond the phases is the
+# scheduling and assembly overhead (Dask building and running the graph,
+# concatenating blocks).
 
 
 # %%
-def fetch_all(store, keys):
-    return [store.get(k) for k in keys]
-
-
-def decode_all(pipe, blobs, out):
-    for blob in blobs:
-        pipe.decode(blob, out=out)
-
-
-parts = {}
-for s, arr in arrays.items():
-    keys = [arr.chunk_key(idx) for idx in np.ndindex(*arr.chunk_grid_shape)]
-    blobs = [arr.store.get(k) for k in keys]
-    pipe = CodecPipeline.from_metadata(arr.metadata)
-    out = np.empty(arr.chunks, dtype=arr.dtype)
-    t_io = median_time(functools.partial(fetch_all, arr.store, keys), 3)
-    t_decode = median_time(functools.partial(decode_all, pipe, blobs, out), 3)
+def profiled_read(arr):
     graph = arr.to_dask(chunks_per_task=1)
-    t_total = median_time(functools.partial(graph.compute, scheduler="sync"), 3)
+    graph.compute(scheduler="sync")  # warm-up
+    runs = []
+    for _ in range(3):
+        with zf.profile() as p:
+            graph.compute(scheduler="sync")
+        runs.append(p)
+    return sorted(runs, key=lambda p: p.wall_seconds)[1]  # the median run
+
+
+parts, profiles = {}, {}
+for s, arr in arrays.items():
+    p = profiles[s] = profiled_read(arr)
+    phases = {
+        "storage I/O": p.seconds("storage"),
+        "decode": p.seconds("decode"),
+        "place": p.seconds("place"),
+    }
     parts[s] = {
-        "I/O": t_io,
-        "decode": t_decode,
-        "scheduling + assembly": max(0.0, t_total - t_io - t_decode),
-        "total": t_total,
+        **phases,
+        "scheduling + assembly": max(0.0, p.wall_seconds - sum(phases.values())),
+        "total": p.wall_seconds,
         "n": arr.nchunks,
     }
 
 for s, p in parts.items():
     print(
-        f"{s:3d}²: total {p['total'] * 1e3:7.1f} ms = I/O {p['I/O'] * 1e3:6.1f} + decode "
-        f"{p['decode'] * 1e3:6.1f} + overhead {p['scheduling + assembly'] * 1e3:6.1f}   "
-        f"({p['total'] / p['n'] * 1e6:6.0f} µs per chunk)"
+        f"{s:3d}²: total {p['total'] * 1e3:7.1f} ms = I/O {p['storage I/O'] * 1e3:6.1f} + decode "
+        f"{p['decode'] * 1e3:6.1f} + place {p['place'] * 1e3:5.1f} + overhead "
+        f"{p['scheduling + assembly'] * 1e3:6.1f}   ({p['total'] / p['n'] * 1e6:6.0f} µs per chunk)"
     )
+
+# %% [markdown]
+# The profile's own table, for the 64² array (`p.summary()`; `p.to_dataframe()`
+# gives the same rows for plotting):
+
+# %%
+print(profiles[64].summary())
 
 # %%
 labels = [f"{s}²\n({parts[s]['n']} chunks)" for s in sides]
-kinds = ["I/O", "decode", "scheduling + assembly"]
+kinds = ["storage I/O", "decode", "place", "scheduling + assembly"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
 bottom = np.zeros(len(sides))
 for kind in kinds:
@@ -241,9 +248,13 @@ plt.show()
 #   still there, inside.
 # * On a cluster, the dashboard's task stream shows the same names
 #   (notebook 05).
-# * The split above — raw `store.get`, `CodecPipeline.decode`, and the full
-#   read — is the quickest way to tell whether storage, codec or scheduling
-#   is your bottleneck.
+# * `with zf.profile() as p:` around any zarrflow work — reads, writes,
+#   `chunk_stream`, `parallel_chunk_map`, on threads or on a cluster (the
+#   workers' sums come back) — then `print(p.summary())`: the quickest way to
+#   tell whether storage, codec or scheduling is your bottleneck. The CLI's
+#   `copy`, `stats` and `bench` take `--profile` for the same table.
+# * With no profile active the phases are not even timed: the reporting
+#   sites test one list and go on.
 
 
 # %%

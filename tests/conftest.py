@@ -78,6 +78,24 @@ def any_store(request, tmp_path) -> Store:
     store.close()
 
 
+#: config switching the conditional (generation-checked) partial writes off: with
+#: ``zarrflow.lock: none`` too, both guards of a read-modify-write are off, which
+#: the "switched off" tests use to show their checks can fail
+NO_CONDITIONS = {"zarrflow.conditional_writes": False}
+
+
+@pytest.fixture
+def workers_without_conditions(client):
+    """The cluster's workers with conditional writes off for one test, then on again."""
+
+    def switch(on: bool) -> None:
+        dask.config.set({"zarrflow.conditional_writes": on})  # applies at once, globally
+
+    client.run(switch, False)
+    yield
+    client.run(switch, True)
+
+
 @pytest.fixture(scope="session")
 def cluster():
     """A real distributed LocalCluster with 2 worker processes, shared by the session."""

@@ -19,7 +19,7 @@ The layers, top to bottom (imports point down, or within a layer)::
     codecs
     metadata
     storage
-    errors, config                  (importable by all; they import only each other)
+    errors, config, telemetry       (importable by all; they import only each other)
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ LAYERS = {
     "cli": 8,
     "testing": 8,
 }
-BASE = ("errors", "config")  # importable by every layer
+BASE = ("errors", "config", "telemetry")  # importable by every layer
 
 
 @dataclass(frozen=True)

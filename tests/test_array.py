@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import zarrflow as zf
+from conftest import NO_CONDITIONS
 from zarrflow.storage import LocalStore, MemoryStore
 
 
@@ -279,7 +280,7 @@ def test_without_locks_partial_writes_do_lose_updates():
     a = make(store, shape=(1, n), chunks=(1, n), dtype="int32")
     a[:] = 0
     store.armed = True
-    with dask.config.set({"zarrflow.lock": "none"}), ThreadPoolExecutor(n) as pool:
+    with dask.config.set({"zarrflow.lock": "none", **NO_CONDITIONS}), ThreadPoolExecutor(n) as pool:
         list(pool.map(lambda w: a.__setitem__((0, w), w + 1), range(n)))
     store.armed = False
     got = a[:].ravel().tolist()

@@ -551,3 +551,32 @@ def test_cli_says_chunks_are_inner_and_counts_shards(tmp_path) -> None:
     assert re.search(r"^Shards stored +: 4 / 4$", info.stdout, re.M), info.stdout
     assert "48 chunks (inner; 4 shards)" in stats.stdout, stats.stdout
     assert re.search(r"count: 1200$", stats.stdout, re.M), stats.stdout
+
+
+# -- issue 15: --profile --------------------------------------------------------------------
+def _profile_rows(stderr: str) -> dict[tuple[str, str], int]:
+    """(operation, phase) -> chunks, from the table --profile prints on stderr."""
+    rows = re.findall(r"^\| (\w+) \| (\w+) \| [^|]* \| (\d+) \|", stderr, re.M)
+    return {(op, phase): int(n) for op, phase, n in rows}
+
+
+def test_profile_prints_where_the_time_went(tmp_path, v2_array) -> None:
+    src, _ = v2_array
+    copied, stats, bench = run_cli(
+        ["copy", src, tmp_path / "p.zarr", "--zarr-format", "3", "--profile", "--quiet"],
+        ["stats", src, "--profile", "--quiet"],
+        ["bench", "--repeat", "1", "--profile"],
+    )
+    for result, command in ((copied, "copy"), (stats, "stats"), (bench, "bench")):
+        assert f"zarrflow {command}: where the time went" in _ok(result).stderr, result.stderr
+        assert "| operation | phase |" not in result.stdout  # the table goes to stderr only
+    rows = _profile_rows(copied.stderr)
+    assert rows[("write", "encode")] == 12 and rows[("write", "storage")] == 12
+    assert sum(n for (op, phase), n in rows.items() if phase == "decode" and op != "write") == 12
+    assert (
+        sum(n for (_, phase), n in _profile_rows(stats.stderr).items() if phase == "decode") == 12
+    )
+    assert any(phase == "decode" for _, phase in _profile_rows(bench.stderr))
+    assert np.array_equal(
+        zf.open(tmp_path / "p.zarr", mode="r")[:], zf.open(src, mode="r")[:], equal_nan=True
+    )

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import zarrflow as zf
+from conftest import NO_CONDITIONS
 from zarrflow.storage import LocalStore
 from zarrflow.testing.barriers import ClusterBarrierStore
 
@@ -165,12 +166,12 @@ def test_distributed_locks_lose_nothing(client, tmp_path):
     np.testing.assert_array_equal(a[:], values)
 
 
-def test_without_locks_the_cluster_loses_updates(client, tmp_path):
+def test_without_locks_the_cluster_loses_updates(client, workers_without_conditions, tmp_path):
     """The safety switched off: two workers read one chunk before either writes it."""
     store = ClusterBarrierStore.on(client, tmp_path / "nolock", 2)
     x, values = _interleaved(2, 2)
     a = zf.create(store, shape=values.shape, chunks=(3, 4), dtype="i4")
-    with dask.config.set({"zarrflow.lock": "none"}):
+    with dask.config.set({"zarrflow.lock": "none", **NO_CONDITIONS}):
         zf.to_zarr(x, a, strategy="lock", scheduler=client)
     got = LocalStore(tmp_path / "nolock")
     b = zf.open_array(got, mode="r")

@@ -13,7 +13,7 @@ import pytest
 from dask.highlevelgraph import HighLevelGraph
 
 import zarrflow as zf
-from conftest import CountingStore
+from conftest import NO_CONDITIONS, CountingStore
 from zarrflow.storage import LocalStore, MemoryStore
 from zarrflow.testing.barriers import BarrierStore
 
@@ -362,7 +362,7 @@ def test_to_zarr_without_locks_loses_updates():
     x, values = _interleaved(4, 1)
     store = BarrierStore(4)
     a = zf.create(store, shape=values.shape, chunks=(3, 4), dtype="i4")
-    with dask.config.set({"zarrflow.lock": "none", "num_workers": 4}):
+    with dask.config.set({"zarrflow.lock": "none", **NO_CONDITIONS, "num_workers": 4}):
         zf.to_zarr(x, a, strategy="lock", scheduler="threads")
     store.armed = False
     got = a.read_chunk((0, 0))

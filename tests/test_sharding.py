@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import zarrflow as zf
-from conftest import CountingStore
+from conftest import NO_CONDITIONS, CountingStore
 from zarrflow.codecs import ChunkSpec, CodecPipeline, ShardingCodec, coalesce_ranges
 from zarrflow.codecs.sharding import MISSING
 from zarrflow.parallel.dask_read import sharded_block_shape
@@ -370,7 +370,7 @@ def test_without_locks_partial_shard_writes_lose_updates():
     values = np.arange(1, 5, dtype="i4")[None, :].repeat(3, 0)
     store = BarrierStore(4)
     a = zf.create(store, shape=values.shape, chunks=(3, 1), shards=(3, 4), dtype="i4")
-    with dask.config.set({"zarrflow.lock": "none", "num_workers": 4}):
+    with dask.config.set({"zarrflow.lock": "none", **NO_CONDITIONS, "num_workers": 4}):
         zf.to_zarr(da.from_array(values, chunks=(3, 1)), a, strategy="lock", scheduler="threads")
     store.armed = False
     got = a[:]
@@ -386,11 +386,13 @@ def test_distributed_shard_locks_lose_nothing(client, tmp_path):
     np.testing.assert_array_equal(a[:], values)
 
 
-def test_without_locks_the_cluster_loses_shard_updates(client, tmp_path):
+def test_without_locks_the_cluster_loses_shard_updates(
+    client, workers_without_conditions, tmp_path
+):
     store = ClusterBarrierStore.on(client, tmp_path / "nolock", 2)
     values = np.arange(1, 5, dtype="i4")[None, :].repeat(3, 0)
     a = zf.create(store, shape=values.shape, chunks=(3, 1), shards=(3, 4), dtype="i4")
-    with dask.config.set({"zarrflow.lock": "none"}):
+    with dask.config.set({"zarrflow.lock": "none", **NO_CONDITIONS}):
         zf.to_zarr(da.from_array(values, chunks=(3, 2)), a, strategy="lock", scheduler=client)
     got = zf.open_array(LocalStore(tmp_path / "nolock"), mode="r")[:]
     assert not np.array_equal(got, values)  # one worker's columns were lost

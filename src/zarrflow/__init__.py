@@ -27,6 +27,7 @@ from zarrflow.api import (
     to_zarr,
     zeros,
 )
+from zarrflow.chunks.cache import ChunkCache
 from zarrflow.errors import (
     ArrayNotFoundError,
     ChunkFailure,
@@ -58,6 +59,7 @@ from zarrflow.parallel.dask_write import WritePlan
 __version__ = "0.1.0"
 
 _LAZY = {
+    "profile": "zarrflow.telemetry.profile",
     "batches": "zarrflow.integrations.loader",
     "to_dask_dataframe": "zarrflow.integrations.dataframe",
     "from_dask_dataframe": "zarrflow.integrations.dataframe",
@@ -76,6 +78,7 @@ def __getattr__(name: str):
 __all__ = [
     "Array",
     "ArrayNotFoundError",
+    "ChunkCache",
     "ChunkFailure",
     "ChunkTimeoutError",
     "CodecError",
@@ -113,6 +116,7 @@ __all__ = [
     "open_consolidated",
     "open_group",
     "plan_write",
+    "profile",
     "to_dask_dataframe",
     "to_zarr",
     "zeros",

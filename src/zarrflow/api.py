@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from zarrflow.chunks import ChunkCache
 from zarrflow.errors import (
     ArrayNotFoundError,
     ContainsArrayError,
@@ -79,6 +80,7 @@ def create(
     path: str | None = None,
     write_empty_chunks: bool = False,
     data: Any = None,
+    chunk_cache: ChunkCache | int | None = None,
 ) -> Array:
     """Create a new Zarr array.
 
@@ -120,6 +122,11 @@ def create(
     data
         Array-like (or dask array) to write into the new array; it gives
         ``shape`` and ``dtype`` when they are not given.
+    chunk_cache
+        Read through a cache of decoded chunks: a :class:`~zarrflow.ChunkCache`
+        (shareable between arrays) or its size in bytes; 0 for none; None for
+        ``zarrflow.chunk_cache_bytes`` (off by default). See
+        :mod:`zarrflow.chunks.cache` for when entries are revalidated.
 
     Examples
     --------
@@ -130,7 +137,7 @@ def create(
     (100, 0)
     """
     st = _store(store, "w" if overwrite else "a", storage_options)
-    return create_array(
+    array = create_array(
         st,
         normalize_path(path),
         shape=shape,
@@ -151,6 +158,14 @@ def create(
         write_empty_chunks=write_empty_chunks,
         data=data,
     )
+    return _cached(array, chunk_cache)
+
+
+def _cached(node: Any, chunk_cache: ChunkCache | int | None) -> Any:
+    """``node`` reading through ``chunk_cache`` when one is given (else as opened)."""
+    if chunk_cache is not None:
+        node.use_chunk_cache(chunk_cache)
+    return node
 
 
 def _new_store(store: StoreLike | None) -> StoreLike:
@@ -349,7 +364,9 @@ def open(
     A missing node is created as an array when ``shape`` or ``data`` is given, else as a
     group. Modes: ``r`` read-only, ``r+`` read/write (must exist), ``a``
     read/write (create if missing), ``w`` create (replace), ``w-``/``x`` create
-    (fail if it exists).
+    (fail if it exists). ``chunk_cache=`` (bytes or a :class:`~zarrflow.ChunkCache`)
+    reads the array, or every array opened through the group, through a
+    cache of decoded chunks (see :func:`create`).
 
     Examples
     --------
@@ -358,17 +375,20 @@ def open(
     >>> zf.open("memory://doc-open", mode="r").shape
     (4,)
     """
+    chunk_cache = kwargs.pop("chunk_cache", None)
     st = _store(store, mode, storage_options)
     p = normalize_path(path)
     node = _open_existing(st, p, zarr_format, kwargs) if mode in ("r", "r+", "a") else None
     if node is not None:
-        return node
+        return _cached(node, chunk_cache)
     if mode in ("r", "r+"):
         raise NodeNotFoundError(f"no array or group at {_where(st, p)!r} (mode {mode!r})")
     fmt = zarr_format if zarr_format is not None else 3
     if "shape" in kwargs or "data" in kwargs:
-        return create_array(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
-    return create_group(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
+        node = create_array(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
+    else:
+        node = create_group(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
+    return _cached(node, chunk_cache)
 
 
 def _open_existing(
@@ -418,6 +438,7 @@ def open_array(
     >>> zf.open_array("memory://doc-open-array", mode="r").dtype
     dtype('float64')
     """
+    chunk_cache = kwargs.pop("chunk_cache", None)
     st = _store(store, mode, storage_options)
     p = normalize_path(path)
     if mode in ("w-", "x"):  # only whether a node exists matters: no metadata is loaded
@@ -431,12 +452,13 @@ def open_array(
         if isinstance(node, Group):
             raise ContainsGroupError(f"{_where(st, p)!r} is a group, not an array")
         if node is not None:
-            return node
+            return _cached(node, chunk_cache)
     if mode in ("r", "r+") or ("shape" not in kwargs and "data" not in kwargs):
         hint = "" if mode in ("r", "r+") else "; pass shape= (and dtype=, chunks=) to create it"
         raise ArrayNotFoundError(f"no array at {_where(st, p)!r} (mode {mode!r}){hint}")
     fmt = zarr_format if zarr_format is not None else 3
-    return create_array(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
+    node = create_array(st, p, zarr_format=fmt, overwrite=mode == "w", **kwargs)
+    return _cached(node, chunk_cache)
 
 
 def open_group(
@@ -448,6 +470,7 @@ def open_group(
     attributes: Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     use_consolidated: bool | None = None,
+    chunk_cache: ChunkCache | int | None = None,
 ) -> Group:
     """Open a group, creating it for modes ``a``, ``w``, ``w-`` when missing.
 
@@ -474,18 +497,19 @@ def open_group(
     elif mode != "w":
         node = _open_existing(st, p, zarr_format, {"use_consolidated": use_consolidated})
         if isinstance(node, Group):
-            return node
+            return _cached(node, chunk_cache)
         if node is not None:
             raise ContainsArrayError(f"{_where(st, p)!r} is an array, not a group")
         if mode in ("r", "r+"):
             raise GroupNotFoundError(f"no group at {_where(st, p)!r} (mode {mode!r})")
-    return create_group(
+    group = create_group(
         st,
         p,
         zarr_format=zarr_format if zarr_format is not None else 3,
         attributes=attributes,
         overwrite=mode == "w",
     )
+    return _cached(group, chunk_cache)
 
 
 def consolidate_metadata(

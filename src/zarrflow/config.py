@@ -19,6 +19,13 @@ DEFAULTS: dict = {
         # per-chunk write locking: auto (thread lock locally, distributed lock on a
         # cluster), thread, distributed, or none (unsafe; for benchmarks and tests)
         "lock": "auto",
+        # partial chunk/shard writes are conditional on the generation they read
+        # (retried on conflict) where the store has generations. False only to
+        # demonstrate what that prevents (tests, benchmarks): never in production
+        "conditional_writes": True,
+        # partial reads of a shard take its index and inner chunks from one
+        # generation where the store has generations (False: only to demonstrate)
+        "consistent_reads": True,
         # reads spanning fewer chunks than this run inline, without a graph
         "inline_chunks": 8,
         # chunk_stream / parallel_chunk_map default concurrency (None: number of cores)
@@ -52,6 +59,19 @@ DEFAULTS: dict = {
         "shard_group_bytes": 16 * 2**20,
         # to_dask reads whole shards per task up to this size, inner chunks above it
         "shard_task_bytes": 64 * 2**20,
+        # a process-wide cache of decoded chunks for every array opened without
+        # chunk_cache= (0: none); bounded per process, so per worker on a cluster
+        # (see zarrflow.chunks.cache)
+        "chunk_cache_bytes": 0,
+        # seconds a cached chunk is served without asking the store whether it
+        # changed; None: always revalidate by generation (stores without
+        # generations are then not cached)
+        "chunk_cache_max_age": None,
+        # parsed zarr.json documents a process keeps for opening nodes (0: no cache);
+        # revalidated by generation unless younger than metadata_cache_max_age seconds
+        # (see zarrflow.metadata.cache)
+        "metadata_cache_entries": 0,
+        "metadata_cache_max_age": None,
     }
 }
 

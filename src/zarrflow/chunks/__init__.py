@@ -10,9 +10,21 @@ shrinking shape leaves behind.
 
 from __future__ import annotations
 
+from zarrflow.chunks.cache import ChunkCache, default_chunk_cache, resolve_chunk_cache
+from zarrflow.chunks.cached import CachedChunkIO
 from zarrflow.chunks.engine import ChunkEngine, open_engine
 from zarrflow.chunks.locks import chunk_lock
 from zarrflow.chunks.regular import ChunkIO
 from zarrflow.chunks.sharded import ShardIO
 
-__all__ = ["ChunkEngine", "ChunkIO", "ShardIO", "chunk_lock", "open_engine"]
+__all__ = [
+    "CachedChunkIO",
+    "ChunkCache",
+    "ChunkEngine",
+    "ChunkIO",
+    "ShardIO",
+    "chunk_lock",
+    "default_chunk_cache",
+    "open_engine",
+    "resolve_chunk_cache",
+]

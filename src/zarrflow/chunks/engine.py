@@ -24,6 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from zarrflow.chunks.cache import ChunkCache
+from zarrflow.chunks.cached import CachedChunkIO, can_cache
 from zarrflow.chunks.regular import ChunkIO
 from zarrflow.chunks.sharded import ShardIO
 from zarrflow.errors import ChunkFailure
@@ -82,7 +84,12 @@ class ChunkEngine(Protocol):
 
 
 def open_engine(
-    store: Store, path: str, metadata: Any, *, write_empty_chunks: bool = False
+    store: Store,
+    path: str,
+    metadata: Any,
+    *,
+    write_empty_chunks: bool = False,
+    chunk_cache: ChunkCache | None = None,
 ) -> ChunkEngine:
     """The chunk engine of the array at ``path``: sharded when its metadata says so.
 
@@ -92,6 +99,11 @@ def open_engine(
         Where the array lives and what it is (checked: an unknown codec raises).
     write_empty_chunks
         Store chunks equal to the fill value instead of deleting them.
+    chunk_cache
+        Read regular chunks through this cache (see :mod:`.cache`), when the
+        store can keep it safe; sharded arrays and variable-length data
+        (strings, bytes: their size is not their arrays' ``nbytes``) are not
+        cached.
 
     Examples
     --------
@@ -107,5 +119,9 @@ def open_engine(
     >>> type(pickle.loads(pickle.dumps(engine))).__name__
     'ShardIO'
     """
-    cls = ShardIO if getattr(metadata, "inner_chunks", None) is not None else ChunkIO
-    return cls(store, path, metadata, write_empty_chunks)
+    if getattr(metadata, "inner_chunks", None) is not None:
+        return ShardIO(store, path, metadata, write_empty_chunks)
+    variable_length = np.dtype(metadata.dtype).kind == "O"  # nbytes would not bound them
+    if chunk_cache is not None and can_cache(store, chunk_cache) and not variable_length:
+        return CachedChunkIO(store, path, metadata, write_empty_chunks, chunk_cache)
+    return ChunkIO(store, path, metadata, write_empty_chunks)

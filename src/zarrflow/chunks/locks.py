@@ -13,12 +13,17 @@ a writer holds one chunk lock at a time.
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from time import perf_counter
 from typing import Literal
 
 import dask
+
+from zarrflow.telemetry.events import HOOKS, emit_since
 
 __all__ = ["LockKind", "chunk_lock", "lock_name", "resolve_lock_kind"]
 
@@ -31,12 +36,36 @@ _STRIPES = [threading.Lock() for _ in range(_N_STRIPES)]
 def lock_name(store_url: str, key: str) -> str:
     """The cluster-wide name of the lock guarding one stored object.
 
+    A local store's URL names its files by their real path
+    (``os.path.realpath``): a symlinked root and the path it points to
+    share their locks. (The lock is only contention avoidance where the store
+    has generations: partial writes there are conditional anyway.)
+
+    Parameters
+    ----------
+    store_url
+        The store's URL (``Store.url``).
+    key
+        The chunk's (or shard's) key.
+
     Examples
     --------
-    >>> lock_name("file:///data/a.zarr", "c/0/1")
-    'zarrflow-lock-file:///data/a.zarr/c/0/1'
+    >>> lock_name("memory://data/a.zarr", "c/0/1")
+    'zarrflow-lock-memory://data/a.zarr/c/0/1'
     """
+    if store_url.startswith("file://"):
+        store_url = "file://" + _real(store_url[len("file://") :])
     return f"zarrflow-lock-{store_url.rstrip('/')}/{key}"
+
+
+@functools.lru_cache(maxsize=256)
+def _real(path: str) -> str:
+    """``os.path.realpath`` of a store root, cached (a root is resolved once per process).
+
+    A cached root that is later re-pointed (a symlink swapped while writers run)
+    keeps its old lock name; the conditional writes keep such writers safe.
+    """
+    return os.path.realpath(path)
 
 
 def _in_distributed_worker() -> bool:
@@ -85,15 +114,20 @@ def chunk_lock(store_url: str, key: str, kind: LockKind | None = None) -> Iterat
         yield
         return
     name = lock_name(store_url, key)
+    t0 = perf_counter() if HOOKS else 0.0
     if kind == "thread":
         lock = _STRIPES[hash(name) % _N_STRIPES]
         with lock:
+            if t0:
+                emit_since(t0, "write", "lock_wait", detail="thread")
             yield
         return
     from distributed import Lock
 
     dlock = Lock(name)
     dlock.acquire()
+    if t0:
+        emit_since(t0, "write", "lock_wait", detail="distributed")
     try:
         yield
     finally:

@@ -27,11 +27,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
+from time import perf_counter
 from typing import Any
 
 import dask
 import numpy as np
 
+from zarrflow.chunks.conditional import read_modify_write
 from zarrflow.chunks.locks import chunk_lock
 from zarrflow.chunks.scratch import scratch_chunk
 from zarrflow.codecs import CodecPipeline
@@ -50,6 +52,7 @@ from zarrflow.storage.keys import is_valid_key
 from zarrflow.storage.local import LocalStore
 from zarrflow.storage.readonly import ReadOnlyStore
 from zarrflow.storage.retrying import RetryingStore, batch_or_each, with_retries
+from zarrflow.telemetry.events import HOOKS, emit_since, operation
 
 __all__ = ["ChunkIO"]
 
@@ -62,6 +65,12 @@ _LOCAL_BATCH = 256
 _READ_BATCH_BYTES = 2**20
 #: chunks up to this size are read from local files with one read() and no fstat()
 _HINTED_READ_BYTES = 128 * 2**10
+
+
+def _codec_names(pipeline: CodecPipeline) -> str:
+    """The pipeline's codecs, as telemetry's ``detail`` (``bytes+zstd``)."""
+    stages = (*pipeline.array_to_array, pipeline.array_to_bytes, *pipeline.bytes_to_bytes)
+    return "+".join(str(getattr(s, "name", type(s).__name__)) for s in stages)
 
 
 def _fill_scalar(metadata) -> Any:
@@ -80,6 +89,11 @@ def _local_store(store: Store) -> LocalStore | None:
     while type(store) in (RetryingStore, ReadOnlyStore):  # reads pass straight through both
         store = store.inner  # type: ignore[attr-defined]
     return store if type(store) is LocalStore else None
+
+
+def _stored_bytes(values: list) -> int:
+    """Bytes among fetched values (None and exceptions count nothing)."""
+    return sum(len(v) for v in values if v is not None and not isinstance(v, BaseException))
 
 
 def _batched(items: Iterable, n: int) -> Iterable[list]:
@@ -101,6 +115,7 @@ class ChunkIO:
     """
 
     __slots__ = (
+        "_codecs",
         "_decode_batch",
         "_fill_is_nan",
         "_local",
@@ -138,6 +153,7 @@ class ChunkIO:
             self.dtype.kind in "mM" and bool(np.isnat(self.fill))
         )
         self.write_empty_chunks = write_empty_chunks
+        self._codecs = _codec_names(self.pipeline)
         self._plan_reads()
 
     def __reduce__(self):
@@ -204,6 +220,18 @@ class ChunkIO:
         """The store key of the chunk at ``coords``."""
         return self.prefix + self.metadata.chunk_key(coords)
 
+    # telemetry (called only when a hook is registered) ---------------------------------
+    def _fetched(self, started: float, values: list, operation: str = "read") -> float:
+        """Report a storage phase that began at ``started``; the time it is reported."""
+        emit_since(started, operation, "storage", _stored_bytes(values), len(values))
+        return perf_counter()
+
+    def _decoded(self, started: float, chunks: int, operation: str = "read") -> float:
+        """Report decoding ``chunks`` chunks that began at ``started``; the time now."""
+        nbytes = chunks * self.dtype.itemsize * math.prod(self.chunk_shape)
+        emit_since(started, operation, "decode", nbytes, chunks, self._codecs)
+        return perf_counter()
+
     # reading ------------------------------------------------------------------
     def decode(self, coords: Sequence[int], data: bytes, out: np.ndarray | None = None):
         """Decode one stored chunk, naming the array and key in any error."""
@@ -220,10 +248,16 @@ class ChunkIO:
 
     def read_chunk(self, coords: Sequence[int]) -> np.ndarray:
         """The whole chunk at ``coords`` (fill value if it was never written)."""
+        t0 = perf_counter() if HOOKS else 0.0
         data = self.store.get(self.key(coords))
+        if t0:
+            t0 = self._fetched(t0, [data])
         if data is None:
             return self.new_chunk()
-        return self.decode(coords, data)
+        chunk = self.decode(coords, data)
+        if t0:
+            self._decoded(t0, 1)
+        return chunk
 
     def read_chunks(
         self, indices: Sequence[Sequence[int]], index_cache: dict | None = None
@@ -247,8 +281,13 @@ class ChunkIO:
         [((1,), [3, 4]), ((2,), [5])]
         """
         indices = [tuple(i) for i in indices]
+        t0 = perf_counter() if HOOKS else 0.0
         values = self._fetch_each([self.key(i) for i in indices])
+        if t0:
+            t0 = self._fetched(t0, values)
         chunks = self._decode_each(indices, values)
+        if t0:
+            self._decoded(t0, sum(v is not None and not isinstance(v, Exception) for v in values))
         shape, cshape = self.shape, self.chunk_shape
         results: list[tuple[tuple[int, ...], np.ndarray | BaseException]] = []
         for idx, chunk in zip(indices, chunks, strict=True):
@@ -333,7 +372,10 @@ class ChunkIO:
         scratch = scratch_chunk(self.chunk_shape, self.dtype)  # this thread's, reused
         if self.store.is_remote:  # one batched fetch overlaps the requests
             projections = list(projections)
+            t0 = perf_counter() if HOOKS else 0.0
             values = self.store.get_many([self.key(p.chunk_coords) for p in projections])
+            if t0:
+                self._fetched(t0, values)
             self._place_many(target, projections, values, scratch)
             return
         # batches of keys: a store may answer a batch faster (LocalStore: one failed
@@ -341,7 +383,10 @@ class ChunkIO:
         # held stay bounded
         fetch, key = self._fetch, self.key
         for batch in _batched(projections, self._read_batch):
+            t0 = perf_counter() if HOOKS else 0.0
             values = fetch([key(p.chunk_coords) for p in batch])
+            if t0:
+                self._fetched(t0, values)
             self._place_many(target, batch, values, scratch)
 
     def read_inner_into(self, out: np.ndarray, projections: Iterable[ChunkProjection]) -> None:
@@ -369,10 +414,17 @@ class ChunkIO:
         values: list,
         scratch: np.ndarray,
     ) -> None:
-        """Decode fetched chunks (None for missing ones) into their places in ``target``."""
+        """Decode fetched chunks (None for missing ones) into their places in ``target``.
+
+        With a telemetry hook, decoding reports as ``decode`` and the copies
+        into ``target`` as ``place`` (decoding straight into place: ``decode``).
+        """
+        t0 = perf_counter() if HOOKS else 0.0
         n = self._decode_batch
         if not n:
             self._place_each(target, projections, values, scratch)
+            if t0:
+                self._decoded(t0, len(values) - values.count(None))
             return
         decode_many, fill = self.pipeline.decode_many, self.fill
         for i in range(0, len(projections), n):
@@ -382,11 +434,16 @@ class ChunkIO:
             except CodecError:  # one of them is corrupt: find it, and name its key
                 self._place_each(target, batch, data, scratch)
                 continue
+            if t0:
+                t0 = self._decoded(t0, len(data) - data.count(None))
             for p, chunk in zip(batch, chunks, strict=True):
                 if chunk is None:
                     target[p.out_selection] = fill
                 else:
                     target[p.out_selection] = chunk[p.chunk_selection]
+            if t0:
+                emit_since(t0, "read", "place", 0, len(batch))
+                t0 = perf_counter()
 
     def _place_each(
         self,
@@ -442,8 +499,12 @@ class ChunkIO:
         """The stored bytes of one whole chunk, or None for an all-fill chunk not to store."""
         if not self.write_empty_chunks and self.is_fill(chunk):
             return None
+        t0 = perf_counter() if HOOKS else 0.0
         try:
-            return self.pipeline.encode(chunk)
+            data = self.pipeline.encode(chunk)
+            if t0:
+                emit_since(t0, "write", "encode", chunk.nbytes, 1, self._codecs)
+            return data
         except CodecError as e:
             raise CodecError(f"array {self.name!r}: chunk key {self.key(coords)!r}: {e}") from e
 
@@ -451,11 +512,14 @@ class ChunkIO:
         """Encode and store one whole chunk; an all-fill chunk is deleted instead."""
         key = self.key(coords)
         data = self.encode_chunk(coords, chunk)
+        t0 = perf_counter() if HOOKS else 0.0
         try:
             if data is None:
                 self.store.delete(key)
             else:
                 self.store.set(key, data)
+            if t0:
+                self._fetched(t0, [data], "write")
         except StoreError:
             raise
         except OSError as e:
@@ -470,7 +534,11 @@ class ChunkIO:
         """Write the part of ``value`` that one projection maps into its chunk.
 
         A projection covering the whole chunk is written without reading or
-        locking; any other is a read-modify-write under the chunk's lock.
+        locking (last writer wins); any other is a read-modify-write
+        (:func:`~zarrflow.chunks.conditional.read_modify_write`): conditional on
+        the generation it read, and retried against fresh bytes on conflict, on
+        every store with generations. The chunk's lock is held around it only
+        to avoid contention; on a store without generations it is the only guard.
         """
         src = value.reshape(-1) if flat else value
         part = src[p.out_selection]
@@ -478,12 +546,28 @@ class ChunkIO:
             chunk = self._complete_chunk(p, part)
             self.write_chunk(p.chunk_coords, chunk)
             return
-        with chunk_lock(self.store.url, self.key(p.chunk_coords), lock):
-            chunk = self.read_chunk(p.chunk_coords)
+        key = self.key(p.chunk_coords)
+
+        def merge(old: bytes | None) -> bytes | None:
+            if old is None:
+                chunk = self.new_chunk()
+            else:
+                t0 = perf_counter() if HOOKS else 0.0
+                chunk = self.decode(p.chunk_coords, old)
+                if t0:
+                    self._decoded(t0, 1, "write")
             if not chunk.flags.writeable:
                 chunk = chunk.copy()
             chunk[p.chunk_selection] = part
-            self.write_chunk(p.chunk_coords, chunk)
+            return self.encode_chunk(p.chunk_coords, chunk)
+
+        with chunk_lock(self.store.url, key, lock):
+            try:
+                read_modify_write(self.store, key, merge, self.name)
+            except StoreError:
+                raise
+            except OSError as e:
+                raise self._write_error(key, e) from e
 
     def _complete_chunk(self, p: ChunkProjection, part: np.ndarray) -> np.ndarray:
         if np.shape(part) == self.chunk_shape:
@@ -514,21 +598,30 @@ class ChunkIO:
         """
         self.check_writable()
         failures: list[ChunkFailure] = []
-        if self.store.is_remote and self.batches_remote_writes:
-            projections = self._write_batched(value, projections, flat, failures)
-        for p in projections:
-            try:
-                self.write_projection(p, value, flat, lock)
-            except ReadOnlyError:
-                raise
-            except OSError as e:
-                failures.append(ChunkFailure(p.chunk_coords, e))
+        with operation("write"):  # reads of a read-modify-write report as the write's
+            if self.store.is_remote and self.batches_remote_writes:
+                projections = self._write_batched(value, projections, flat, failures)
+            for p in projections:
+                try:
+                    self.write_projection(p, value, flat, lock)
+                except ReadOnlyError:
+                    raise
+                except OSError as e:
+                    failures.append(ChunkFailure(p.chunk_coords, e))
         return failures
 
     def raise_failures(self, failures: list[ChunkFailure]) -> None:
-        """Raise one :class:`~zarrflow.errors.ParallelChunkError` listing ``failures``, if any."""
+        """Raise one :class:`~zarrflow.errors.ParallelChunkError` listing ``failures``, if any.
+
+        Each chunk is listed once: when several tasks each wrote a part of one
+        chunk (``to_zarr(strategy="lock")``) and more than one failed, the
+        first failure of the chunk is kept.
+        """
         if failures:
-            failures = sorted(failures, key=lambda f: f.chunk_index)
+            first: dict[tuple[int, ...], ChunkFailure] = {}
+            for f in failures:
+                first.setdefault(tuple(f.chunk_index), f)
+            failures = sorted(first.values(), key=lambda f: f.chunk_index)
             error = ParallelChunkError(f"array {self.name!r}: writing chunks", failures)
             raise error from failures[0].exception
 
@@ -568,11 +661,14 @@ class ChunkIO:
         self, batch: dict[str, tuple[ChunkProjection, bytes | None]], failures: list[ChunkFailure]
     ) -> None:
         """One concurrent round of PUTs and DELETEs; each failed chunk joins ``failures``."""
+        t0 = perf_counter() if HOOKS else 0.0
         puts = {k: d for k, (_, d) in batch.items() if d is not None}
         failed = self.store.try_set_many(puts) if puts else {}
         deletes = [k for k, (_, d) in batch.items() if d is None]
         if deletes:
             failed.update(self.store.try_delete_many(deletes))
+        if t0:
+            self._fetched(t0, list(puts.values()) + [None] * len(deletes), "write")
         for key, e in failed.items():
             error = self._write_error(key, e)
             error.__cause__ = e

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from zarrflow.chunks.cached import CachedChunkIO
 from zarrflow.chunks.engine import ChunkEngine
 from zarrflow.errors import ReadOnlyError, ValueShapeError
 from zarrflow.indexing import ChunkProjection
@@ -57,7 +58,10 @@ def resize_chunks(engine: ChunkEngine, new_shape: Sequence[int]) -> tuple[int, .
     for coords in engine.stored_chunk_coords():
         starts = [c * n for c, n in zip(coords, chunks, strict=True)]
         if any(start >= s for start, s in zip(starts, new_shape, strict=True)):
-            engine.store.delete(engine.key(coords))
+            key = engine.key(coords)
+            engine.store.delete(key)
+            if isinstance(engine, CachedChunkIO):  # not even a max_age cache keeps it
+                engine.cache.drop(engine.store.url, key)
             continue
         cut = tuple(
             slice(s - start, None) if start + n > s and s < old else None

@@ -7,9 +7,11 @@ values, which :class:`~zarrflow.chunks.shard_reader.ShardReader` fetches with ra
 coalesced requests (see :mod:`zarrflow.chunks.shard_reader` for the request pattern).
 
 Writing: a write covering a whole shard encodes it in memory and stores it
-once, lock-free. A write covering part of a shard is a read-modify-write under
-that shard's lock (:func:`~zarrflow.chunks.locks.chunk_lock` on the shard
-key — a thread lock in-process, a ``distributed`` lock on a cluster):
+once, lock-free (last writer wins). A write covering part of a shard is a
+read-modify-write, conditional on the shard's generation and retried on
+conflict (:func:`~zarrflow.chunks.conditional.read_modify_write`), under that
+shard's lock (:func:`~zarrflow.chunks.locks.chunk_lock`), which only avoids
+contention where generations exist and is the only guard where they do not:
 untouched inner chunks keep their encoded bytes, inner chunks the write
 covers completely are encoded without being read, and only partly covered
 ones are decoded first. Inner chunks equal to the fill value are left out,
@@ -21,10 +23,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
+from time import perf_counter
 from typing import Any
 
 import numpy as np
 
+from zarrflow.chunks.conditional import read_modify_write
 from zarrflow.chunks.locks import chunk_lock
 from zarrflow.chunks.regular import ChunkIO
 from zarrflow.chunks.shard_reader import ShardJob, ShardReader
@@ -34,6 +38,7 @@ from zarrflow.errors import CodecError, StoreError
 from zarrflow.indexing import BasicIndexer, ChunkProjection
 from zarrflow.metadata import chunk_grid_shape
 from zarrflow.storage import Store
+from zarrflow.telemetry.events import HOOKS, emit_since
 
 __all__ = ["ShardIO"]
 
@@ -219,7 +224,7 @@ class ShardIO(ChunkIO):
         self.reader.run(jobs)
 
     def read_chunks(
-        self, indices: Sequence[Index], index_cache: dict[Index, np.ndarray] | None = None
+        self, indices: Sequence[Index], index_cache: dict | None = None
     ) -> list[tuple[Index, Any]]:
         """``(index, chunk or exception)`` for inner chunks of the array, trimmed at its edge.
 
@@ -290,9 +295,13 @@ class ShardIO(ChunkIO):
     def _encode_inner(self, key: str, local: Index, chunk: np.ndarray) -> bytes | None:
         if not self.write_empty_chunks and self.codec.is_fill(chunk):
             return None
+        t0 = perf_counter() if HOOKS else 0.0
         try:
             contiguous = chunk if chunk.flags.c_contiguous else chunk.copy()
-            return self.codec.inner.encode(contiguous)
+            data = self.codec.inner.encode(contiguous)
+            if t0:
+                emit_since(t0, "write", "encode", chunk.nbytes, 1, "sharding")
+            return data
         except CodecError as e:
             raise CodecError(
                 f"array {self.name!r}: shard key {key!r}, inner chunk {local}: {e}"
@@ -304,8 +313,11 @@ class ShardIO(ChunkIO):
             self.store.delete(key)
             return
         data = self.codec.encode_pieces(pieces)
+        t0 = perf_counter() if HOOKS else 0.0
         try:
             self.store.set(key, data)
+            if t0:
+                emit_since(t0, "write", "storage", len(data), 1)
         except StoreError:
             raise
         except OSError as e:
@@ -340,24 +352,43 @@ class ShardIO(ChunkIO):
             return [(q.chunk_coords, q.is_complete_chunk) for q in indexer]
         return [(local, False) for local in self._touched_locals(p.chunk_selection)]
 
+    def _encode_shard(self, pieces: list[Any]) -> bytes | None:
+        """The stored bytes of a shard of encoded inner chunks; None for an empty one."""
+        if not self.write_empty_chunks and all(p is None for p in pieces):
+            return None
+        return self.codec.encode_pieces(pieces)
+
     def _update_shard(self, p: ChunkProjection, part: np.ndarray) -> None:
-        """Read-modify-write of part of a shard (the caller holds the shard's lock)."""
+        """Read-modify-write of part of a shard, conditional on the generation it read.
+
+        See :func:`~zarrflow.chunks.conditional.read_modify_write`: on a conflict
+        the shard is read again and the write merged into the fresh bytes.
+        """
         coords, codec = p.chunk_coords, self.codec
         key = self.key(coords)
-        data = self.store.get(key)
-        pieces: list[Any] = [None] * codec.n_inner
-        if data is not None:
-            pieces = self.reader.split_whole(key, data)[1]
         touched = self._touched(p)
-        shard = np.full(self.chunk_shape, self.fill, self.dtype)
-        for local, complete in touched:
-            piece = pieces[codec.linear(local)]
-            if not complete and piece is not None:
-                try:
-                    codec.inner.decode(piece, out=shard[codec.region(local)])
-                except CodecError as e:
-                    raise self.reader.corrupt(key, f"cannot be decoded: {e}", local) from e
-        shard[p.chunk_selection] = part
-        for local, _ in touched:
-            pieces[codec.linear(local)] = self._encode_inner(key, local, shard[codec.region(local)])
-        self._store_pieces(coords, pieces)
+
+        def merge(data: bytes | None) -> bytes | None:
+            pieces: list[Any] = [None] * codec.n_inner
+            if data is not None:
+                pieces = self.reader.split_whole(key, data)[1]
+            shard = np.full(self.chunk_shape, self.fill, self.dtype)
+            for local, complete in touched:
+                piece = pieces[codec.linear(local)]
+                if not complete and piece is not None:
+                    try:
+                        codec.inner.decode(piece, out=shard[codec.region(local)])
+                    except CodecError as e:
+                        raise self.reader.corrupt(key, f"cannot be decoded: {e}", local) from e
+            shard[p.chunk_selection] = part
+            for local, _ in touched:
+                region = shard[codec.region(local)]
+                pieces[codec.linear(local)] = self._encode_inner(key, local, region)
+            return self._encode_shard(pieces)
+
+        try:
+            read_modify_write(self.store, key, merge, self.name)
+        except StoreError:
+            raise
+        except OSError as e:
+            raise StoreError(f"array {self.name!r}: writing shard key {key!r} failed: {e}") from e

@@ -37,6 +37,7 @@ examples:
   zarrflow info g.zarr --path sub/x               a member of a group (or g.zarr/sub/x)
   zarrflow copy a.zarr b.zarr --zarr-format 3 --chunks 250,250 --compressor blosc
   zarrflow stats s3://bucket/a.zarr -o anon=true  min, max, mean, std, NaN count
+  zarrflow copy a.zarr b.zarr --profile           ... and where the time went (stderr)
 """
 
 
@@ -82,6 +83,16 @@ def _add_progress(p: argparse.ArgumentParser) -> None:
         "per bar); by default they show only on a terminal",
     )
     group.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_profile(p: argparse.ArgumentParser) -> None:
+    """``--profile``: where the time went (``zarrflow.profile()``), a table on stderr after."""
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the command, print on stderr where zarrflow's time went: per operation "
+        "and phase (storage, decode, encode, ...) the chunks, seconds, share and MB/s",
+    )
 
 
 def _add_node(p: argparse.ArgumentParser, what: str) -> None:
@@ -163,6 +174,7 @@ def _add_copy(sub: argparse._SubParsersAction) -> None:
         help="replace an array or group at DST (without it, an existing node is refused)",
     )
     _add_progress(copy)
+    _add_profile(copy)
     _add_storage_option(copy, "--storage-option", "-o", dest="storage_option", what="SRC")
     _add_storage_option(copy, "--dst-storage-option", "-O", dest="dst_storage_option", what="DST")
 
@@ -203,6 +215,8 @@ def _add_stats_bench(sub: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--repeat", type=_positive_int, default=3, help="timed runs per measurement (median shown)"
     )
+    _add_profile(stats)
+    _add_profile(bench)
 
 
 def _version() -> str:
@@ -271,7 +285,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from zarrflow.cli import commands
 
-        return commands.run(args)
+        if not getattr(args, "profile", False):
+            return commands.run(args)
+        from zarrflow.telemetry import profile
+
+        with profile() as p:
+            status = commands.run(args)
+        print(f"\nzarrflow {args.command}: where the time went\n{p.summary()}", file=sys.stderr)
+        return status
     except BrokenPipeError:  # e.g. `zarrflow info x | head -1`
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

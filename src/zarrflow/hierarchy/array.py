@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from zarrflow.chunks import ChunkEngine, open_engine
+from zarrflow.chunks import ChunkCache, ChunkEngine, open_engine, resolve_chunk_cache
 from zarrflow.chunks.resize import append_shape, resize_chunks
-from zarrflow.errors import ReadOnlyError, SelectionError, ValueShapeError
+from zarrflow.errors import ReadOnlyError, SelectionError, StoreError, ValueShapeError
 from zarrflow.hierarchy.layout import ArrayLayout
+from zarrflow.hierarchy.metadata_update import update_metadata
 from zarrflow.hierarchy.node_base import Node
 from zarrflow.indexing import (
     BasicIndexer,
@@ -19,6 +21,7 @@ from zarrflow.indexing import (
     make_indexer,
     slices_from_start_stop,
 )
+from zarrflow.metadata.load import load_node
 from zarrflow.metadata.object_dtypes import object_kind
 from zarrflow.parallel import stream
 from zarrflow.parallel.dask_read import parallel_read, parallel_write, to_dask
@@ -67,11 +70,53 @@ class Array(Node, ArrayLayout):
         metadata,
         *,
         write_empty_chunks: bool = False,
+        chunk_cache: ChunkCache | int | None = None,
     ) -> None:
         super().__init__(store, path, metadata)
+        self._chunk_cache = resolve_chunk_cache(chunk_cache)
         self._engine = open_engine(
-            store, self._path, metadata, write_empty_chunks=write_empty_chunks
+            store,
+            self._path,
+            metadata,
+            write_empty_chunks=write_empty_chunks,
+            chunk_cache=self._chunk_cache,
         )
+
+    @property
+    def chunk_cache(self) -> ChunkCache | None:
+        """The cache of decoded chunks this array reads through (None: none)."""
+        return self._chunk_cache
+
+    def use_chunk_cache(self, chunk_cache: ChunkCache | int) -> Array:
+        """Read through ``chunk_cache`` from now on (a ChunkCache, or bytes; 0: no cache).
+
+        Parameters
+        ----------
+        chunk_cache
+            A :class:`~zarrflow.ChunkCache` (shared with other arrays), a size
+            in bytes for a new one, or 0 to stop caching.
+
+        Returns
+        -------
+        Array
+            This array.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-use-cache", shape=(4,), chunks=(2,), dtype="u1")
+        >>> a.use_chunk_cache(2**20).chunk_cache.max_bytes
+        1048576
+        """
+        self._chunk_cache = None if chunk_cache is None else resolve_chunk_cache(chunk_cache)
+        self._engine = open_engine(
+            self._store,
+            self._path,
+            self._meta,
+            write_empty_chunks=self._engine.write_empty_chunks,
+            chunk_cache=self._chunk_cache,
+        )
+        return self
 
     @property
     def engine(self) -> ChunkEngine:
@@ -122,20 +167,15 @@ class Array(Node, ArrayLayout):
         for coords in engine.stored_chunk_coords():
             yield engine.key(coords)
 
-    def _persist_attributes(self, attrs: dict[str, Any]) -> None:
-        self._write_metadata(self._meta.replace(attributes=attrs))
-
-    def _write_metadata(self, metadata) -> None:
-        if self.read_only:
-            raise ReadOnlyError(f"array {self.name!r} is read-only: cannot change its metadata")
-        prefix = self._engine.prefix
-        docs = metadata.to_documents()
-        self._store.set_many({prefix + k: v for k, v in docs.items()})
-        if metadata.zarr_format == 2 and ".zattrs" not in docs and metadata.attributes == {}:
-            self._store.delete(prefix + ".zattrs")
+    def _metadata_changed(self, metadata) -> None:
+        """Take ``metadata`` (just stored) as this handle's own, and rebuild the engine."""
         self._meta = metadata
         self._engine = open_engine(
-            self._store, self._path, metadata, write_empty_chunks=self._engine.write_empty_chunks
+            self._store,
+            self._path,
+            metadata,
+            write_empty_chunks=self._engine.write_empty_chunks,
+            chunk_cache=self._chunk_cache,
         )
 
     # selection ---------------------------------------------------------------
@@ -499,15 +539,63 @@ class Array(Node, ArrayLayout):
 
         Chunks cut by the new edge keep their in-bounds part; the part beyond is
         reset to the fill value so growing the array later shows no stale data.
+        The new shape is written by compare-and-swap on the stored metadata
+        (:func:`~zarrflow.hierarchy.metadata_update.update_metadata`): the
+        attributes stored now are kept, whatever this handle had cached.
+
+        Parameters
+        ----------
+        *shape
+            The new shape: one size per dimension, or one sequence of them.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> a = zf.create("memory://doc-resize-array", shape=(4,), chunks=(2,), dtype="u1")
+        >>> a.resize(6)
+        >>> a.shape
+        (6,)
         """
         new_shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
         if self.read_only:
             raise ReadOnlyError(f"array {self.name!r} is read-only: cannot resize")
-        new_shape = resize_chunks(self._engine, new_shape)
-        self._write_metadata(self._meta.replace(shape=new_shape))
+        for _ in range(_MAX_SHAPE_MOVES):
+            fresh = load_node(self._store, self._path, self.zarr_format, node_type="array")
+            engine = open_engine(self._store, self._path, fresh, chunk_cache=self._chunk_cache)
+            new_shape = resize_chunks(engine, new_shape)  # validates, then cleans up
+            try:
+                meta = update_metadata(
+                    self._store,
+                    self._path,
+                    self.zarr_format,
+                    partial(_reshaped, seen=tuple(fresh.shape), new_shape=new_shape),
+                    self.name,
+                )
+            except _ShapeMoved:  # another handle changed the shape: clean up for its shape
+                continue
+            self._metadata_changed(meta)
+            return
+        raise StoreError(
+            f"array {self.name!r}: the stored shape kept changing during {_MAX_SHAPE_MOVES} "
+            "attempts to resize it; not resized"
+        )
 
     def append(self, data: Any, axis: int = 0) -> tuple[int, ...]:
         """Append ``data`` along ``axis``; returns the new shape.
+
+        The append first claims its region: the stored shape grows by
+        compare-and-swap, so two appenders (threads, processes) each get their
+        own rows and neither is lost. Then the data is written into the
+        claimed region; partial chunks shared with a neighbouring claim are
+        conditional read-modify-writes. An append interrupted between the two
+        steps (a crash) leaves its rows at the fill value, never garbage.
+
+        Parameters
+        ----------
+        data
+            The values to append: the array's shape on every axis but ``axis``.
+        axis
+            The axis to grow.
 
         Examples
         --------
@@ -517,10 +605,34 @@ class Array(Node, ArrayLayout):
         (5, 2)
         """
         data = np.asarray(data)
-        new_shape, region = append_shape(self.name, self.shape, data.shape, axis)
+        append_shape(self.name, self.shape, data.shape, axis)  # bad input: nothing changes
         self._prepare_value(data, data.shape)  # dtype check before anything changes
-        self.resize(new_shape)
-        self[region] = data
+        if self.read_only:
+            raise ReadOnlyError(f"array {self.name!r} is read-only: cannot append")
+        claim: list = []
+
+        def grow(stored):
+            new_shape, region = append_shape(self.name, stored.shape, data.shape, axis)
+            claim[:] = [new_shape, region]
+            return stored.replace(shape=new_shape)
+
+        meta = update_metadata(self._store, self._path, self.zarr_format, grow, self.name)
+        new_shape, region = claim
+        self._metadata_changed(meta)
+        # the region's last chunk may be shared with the next claim: write through a
+        # grid ending on a chunk boundary, so that chunk is merged (read-modify-write)
+        # rather than overwritten with fill values beyond this claim's edge
+        ax = axis % len(new_shape)
+        step = self._engine.chunk_shape[ax]
+        padded = list(new_shape)
+        padded[ax] = -(-new_shape[ax] // step) * step
+        writer = Array(
+            self._store,
+            self._path,
+            meta.replace(shape=tuple(padded)),
+            write_empty_chunks=self._engine.write_empty_chunks,
+        )
+        writer[region] = data
         return new_shape
 
     # presentation -------------------------------------------------------------
@@ -551,7 +663,13 @@ class Array(Node, ArrayLayout):
         # the URL (store) and metadata travel, never the data
         return (
             _rebuild_array,
-            (self._store, self._path, self._meta, self._engine.write_empty_chunks),
+            (
+                self._store,
+                self._path,
+                self._meta,
+                self._engine.write_empty_chunks,
+                self._chunk_cache if self._chunk_cache is not None else 0,
+            ),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -561,5 +679,22 @@ class Array(Node, ArrayLayout):
         return hash(self.name)
 
 
-def _rebuild_array(store: Store, path: str, metadata, write_empty_chunks: bool) -> Array:
-    return Array(store, path, metadata, write_empty_chunks=write_empty_chunks)
+_MAX_SHAPE_MOVES = 50
+
+
+class _ShapeMoved(Exception):
+    """The stored shape is not the one a resize cleaned up for: clean up again."""
+
+
+def _reshaped(stored, seen: tuple[int, ...], new_shape: tuple[int, ...]):
+    if tuple(stored.shape) != seen:
+        raise _ShapeMoved
+    return stored.replace(shape=new_shape)
+
+
+def _rebuild_array(
+    store: Store, path: str, metadata, write_empty_chunks: bool, chunk_cache: ChunkCache | int = 0
+) -> Array:
+    return Array(
+        store, path, metadata, write_empty_chunks=write_empty_chunks, chunk_cache=chunk_cache
+    )

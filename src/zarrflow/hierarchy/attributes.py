@@ -14,12 +14,18 @@ __all__ = ["Attributes"]
 class Attributes(MutableMapping[str, Any]):
     """A dict-like view of a node's attributes that writes them back on every change.
 
+    A change is a function of the attributes *stored* when it is written, not
+    of this view's copy: setting ``"b"`` keeps an ``"a"`` another handle added
+    meanwhile (the node applies it by compare-and-swap, see
+    :func:`~zarrflow.hierarchy.metadata_update.update_metadata`).
+
     Parameters
     ----------
     initial
         The attributes as stored.
     persist
-        Called with the complete new attribute dict after each change.
+        Called with a change (stored attributes -> new attributes) after each
+        change; returns the attributes then stored.
     read_only
         Changes raise :class:`ReadOnlyError` when True.
     owner
@@ -27,17 +33,20 @@ class Attributes(MutableMapping[str, Any]):
 
     Examples
     --------
-    >>> saved = {}
-    >>> attrs = Attributes({}, saved.update, read_only=False, owner="a")
+    >>> saved = {"other": 1}
+    >>> def persist(change):
+    ...     saved.update(change(dict(saved)))
+    ...     return dict(saved)
+    >>> attrs = Attributes({}, persist, read_only=False, owner="a")
     >>> attrs["units"] = "m"
-    >>> saved
-    {'units': 'm'}
+    >>> saved, dict(attrs)
+    ({'other': 1, 'units': 'm'}, {'other': 1, 'units': 'm'})
     """
 
     def __init__(
         self,
         initial: Mapping[str, Any],
-        persist: Callable[[dict[str, Any]], None],
+        persist: Callable[[Callable[[dict[str, Any]], dict[str, Any]]], dict[str, Any]],
         *,
         read_only: bool,
         owner: str,
@@ -47,38 +56,48 @@ class Attributes(MutableMapping[str, Any]):
         self._read_only = read_only
         self._owner = owner
 
-    def _commit(self, new: dict[str, Any]) -> None:
+    def _commit(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         if self._read_only:
             raise ReadOnlyError(f"cannot change attributes of {self._owner}: opened read-only")
-        try:
-            json.dumps(new, allow_nan=True)
-        except (TypeError, ValueError) as e:
-            raise MetadataError(
-                f"attributes of {self._owner} must be JSON-serialisable: {e}"
-            ) from None
-        self._persist(new)
-        self._data = new
+
+        def checked(stored: dict[str, Any]) -> dict[str, Any]:
+            new = change(dict(stored))
+            try:
+                json.dumps(new, allow_nan=True)
+            except (TypeError, ValueError) as e:
+                raise MetadataError(
+                    f"attributes of {self._owner} must be JSON-serialisable: {e}"
+                ) from None
+            return new
+
+        checked(self._data)  # bad input is refused before anything is read or written
+        self._data = dict(self._persist(checked))
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._commit({**self._data, key: value})
+        self._commit(lambda stored: {**stored, key: value})
 
     def __delitem__(self, key: str) -> None:
         if key not in self._data:
             raise KeyError(key)
-        new = dict(self._data)
-        del new[key]
-        self._commit(new)
+
+        def drop(stored: dict[str, Any]) -> dict[str, Any]:
+            stored.pop(key, None)  # already gone from the store: nothing left to delete
+            return stored
+
+        self._commit(drop)
 
     def update(self, *args: Any, **kwargs: Any) -> None:  # one write, not one per key
         """Change several attributes with one write."""
-        self._commit({**self._data, **dict(*args, **kwargs)})
+        changes = dict(*args, **kwargs)
+        self._commit(lambda stored: {**stored, **changes})
 
     def put(self, attrs: Mapping[str, Any]) -> None:
         """Replace all attributes with one write."""
-        self._commit(dict(attrs))
+        new = dict(attrs)
+        self._commit(lambda stored: dict(new))
 
     def asdict(self) -> dict[str, Any]:
         return dict(self._data)

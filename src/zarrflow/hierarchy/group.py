@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from zarrflow.chunks import ChunkCache, resolve_chunk_cache
 from zarrflow.errors import (
     ContainsArrayError,
     ContainsGroupError,
@@ -63,12 +64,41 @@ class Group(Node):
     ) -> None:
         super().__init__(store, path, metadata)
         self._consolidated = consolidated  # relative path -> node metadata
+        self._chunk_cache: ChunkCache | None = None  # given to the arrays opened from here
 
-    def _persist_attributes(self, attrs: dict[str, Any]) -> None:
-        meta = GroupMetadata(zarr_format=self.zarr_format, attributes=attrs)
-        prefix = f"{self._path}/" if self._path else ""
-        self._store.set_many({prefix + k: v for k, v in meta.to_documents().items()})
-        self._meta = meta
+    def use_chunk_cache(self, chunk_cache: ChunkCache | int) -> Group:
+        """Give ``chunk_cache`` to every array opened or created through this group from now on.
+
+        Parameters
+        ----------
+        chunk_cache
+            A :class:`~zarrflow.ChunkCache`, a size in bytes for a new one
+            (shared by this group's arrays), or 0 for none.
+
+        Returns
+        -------
+        Group
+            This group.
+
+        Examples
+        --------
+        >>> import zarrflow as zf
+        >>> g = zf.open_group("memory://doc-group-cache", mode="w").use_chunk_cache(2**20)
+        >>> g.create_array("x", shape=(4,), dtype="u1").chunk_cache is g.chunk_cache
+        True
+        """
+        self._chunk_cache = None if chunk_cache is None else resolve_chunk_cache(chunk_cache)
+        return self
+
+    @property
+    def chunk_cache(self) -> ChunkCache | None:
+        """The cache given to the arrays opened through this group (None: the default)."""
+        return self._chunk_cache
+
+    def _with_cache(self, node: Any) -> Any:
+        if self._chunk_cache is not None:
+            node.use_chunk_cache(self._chunk_cache)
+        return node
 
     # members ------------------------------------------------------------------
     def _child(self, name: str) -> str:
@@ -92,11 +122,13 @@ class Group(Node):
         if isinstance(meta, UnreadableMetadata):
             raise meta.error
         try:
-            return open_node(
-                self._store,
-                self._child(relpath),
-                metadata=meta,
-                consolidated=self._sub_consolidated(relpath),
+            return self._with_cache(
+                open_node(
+                    self._store,
+                    self._child(relpath),
+                    metadata=meta,
+                    consolidated=self._sub_consolidated(relpath),
+                )
             )
         except NodeNotFoundError:
             raise KeyError(f"{name!r}: no array or group in {self.name!r}") from None
@@ -227,13 +259,13 @@ class Group(Node):
         """Create an array member (arguments as :func:`zarrflow.create`)."""
         self._check_writable()
         kwargs.setdefault("zarr_format", self.zarr_format)
-        return create_array(self._store, self._child(name), **kwargs)
+        return self._with_cache(create_array(self._store, self._child(name), **kwargs))
 
     def create_group(self, name: str, **kwargs: Any) -> Group:
         """Create a group member."""
         self._check_writable()
         kwargs.setdefault("zarr_format", self.zarr_format)
-        return create_group(self._store, self._child(name), **kwargs)
+        return self._with_cache(create_group(self._store, self._child(name), **kwargs))
 
     def require_group(self, name: str, **kwargs: Any) -> Group:
         """The group member ``name``, created if missing."""

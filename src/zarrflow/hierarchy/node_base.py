@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from zarrflow.hierarchy.attributes import Attributes
+from zarrflow.hierarchy.metadata_update import update_metadata
 from zarrflow.storage import Store
 
 __all__ = ["Node"]
@@ -73,5 +75,20 @@ class Node:
             owner=f"{self.kind} {self.name!r}",
         )
 
-    def _persist_attributes(self, attrs: dict[str, Any]) -> None:
-        raise NotImplementedError
+    def _persist_attributes(
+        self, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Apply ``change`` to the stored attributes (compare-and-swap); the attributes stored."""
+        meta = update_metadata(
+            self._store,
+            self._path,
+            self.zarr_format,
+            lambda m: m.replace(attributes=change(dict(m.attributes))),
+            self.name,
+        )
+        self._metadata_changed(meta)
+        return dict(meta.attributes)
+
+    def _metadata_changed(self, metadata: Any) -> None:
+        """Take ``metadata`` (just stored) as this handle's own."""
+        self._meta = metadata

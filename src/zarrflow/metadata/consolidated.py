@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from zarrflow.errors import MetadataError, ReadOnlyError
+from zarrflow.errors import GenerationConflictError, MetadataError, ReadOnlyError
+from zarrflow.metadata.cache import read_through
 from zarrflow.metadata.group import GroupMetadata, NodeMetadata
 from zarrflow.metadata.json import json_loads, load_json_object, where
 from zarrflow.metadata.load import (
@@ -29,6 +30,7 @@ from zarrflow.metadata.load import (
     node_from_json_or_error,
     node_key,
 )
+from zarrflow.storage.base import IfGeneration
 from zarrflow.storage.keys import is_valid_key
 
 if TYPE_CHECKING:
@@ -278,17 +280,30 @@ def probe_node_metadata(
     if zarr_format not in (None, 2, 3):
         raise MetadataError(f"zarr_format must be 2, 3 or None, got {zarr_format!r}")
     if zarr_format != 2:
-        raw = store.get(node_key(path, "zarr.json"))
-        if raw is not None:
-            doc = _load_zarr_json(store, path, raw)
-            meta = node_from_json({"zarr.json": doc}, path, 3)
-            assert meta is not None  # node_from_json raises for a bad node_type
-            is_group = meta.node_type == "group"
-            nodes = parse_consolidated_v3(doc, path) if consolidated and is_group else None
-            return (meta, None) if nodes is None else _split_root(nodes)
+        found = read_through(  # through the metadata cache, when one is on
+            store,
+            node_key(path, "zarr.json"),
+            lambda raw: _v3_node(store, path, raw, consolidated),
+            "consolidated" if consolidated else "",
+        )
+        if found is not None:
+            meta, members = found
+            return meta, None if members is None else dict(members)  # the caller's own
         if zarr_format == 3:
             return None
     return _probe_v2(store, path, consolidated)
+
+
+def _v3_node(
+    store: Store, path: str, raw: bytes, consolidated: bool
+) -> tuple[NodeMetadata, dict[str, NodeMetadata] | None]:
+    """The node (and, if asked, its consolidated members) a ``zarr.json`` document describes."""
+    doc = _load_zarr_json(store, path, raw)
+    meta = node_from_json({"zarr.json": doc}, path, 3)
+    assert meta is not None  # node_from_json raises for a bad node_type
+    is_group = meta.node_type == "group"
+    nodes = parse_consolidated_v3(doc, path) if consolidated and is_group else None
+    return (meta, None) if nodes is None else _split_root(nodes)
 
 
 def _children(store: Store, path: str, groups: list[str], zarr_format: int) -> list[str]:
@@ -370,7 +385,34 @@ def write_consolidated(
     root = load_node(store, path, zarr_format, node_type="group")
     assert isinstance(root, GroupMetadata)
     nodes = collect_hierarchy(store, path, root.zarr_format)
+    if root.zarr_format == 3 and store.supports_generations:
+        _swap_root(store, path, nodes)
+        return nodes
     docs = root.replace(consolidated=nodes).to_documents()
     name = "zarr.json" if root.zarr_format == 3 else _ZMETADATA
     store.set(node_key(path, name), docs[name])
     return nodes
+
+
+def _swap_root(store: Store, path: str, nodes: dict[str, NodeMetadata]) -> None:
+    """Put ``nodes`` into the root ``zarr.json`` stored now, by compare-and-swap.
+
+    The root's attributes may change while the hierarchy is collected: the
+    consolidated field is added to the document as stored when it is
+    written, never to the copy read before, so no attribute change is undone.
+    """
+    key = node_key(path, "zarr.json")
+    for _ in range(200):
+        found = store.get_versioned(key)
+        if found is None:
+            raise MetadataError(f"{key!r}: the group was deleted while consolidating")
+        root = node_from_json({"zarr.json": load_json_object(found.data, key)}, path or None, 3)
+        if not isinstance(root, GroupMetadata):
+            raise MetadataError(f"{key!r}: no longer a group while consolidating")
+        data = root.replace(consolidated=nodes).to_documents()["zarr.json"]
+        try:
+            store.set_if(key, data, IfGeneration(found.generation))
+            return
+        except GenerationConflictError:
+            continue
+    raise MetadataError(f"{key!r}: changed under 200 attempts to consolidate; not written")

@@ -13,6 +13,7 @@ from zarrflow.errors import (
     MetadataError,
     NodeNotFoundError,
 )
+from zarrflow.metadata.cache import default_metadata_cache, read_through
 from zarrflow.metadata.group import GroupMetadata, NodeMetadata
 from zarrflow.metadata.json import load_json_object, where
 from zarrflow.metadata.v2 import ArrayMetadataV2
@@ -195,6 +196,12 @@ def load_node(
         raise MetadataError(f"zarr_format must be 2, 3 or None, got {zarr_format!r}")
     if node_type not in (None, "array", "group"):
         raise ValueError(f"node_type must be 'array', 'group' or None, got {node_type!r}")
+    if zarr_format != 2 and default_metadata_cache() is not None:
+        meta = _cached_v3(store, path)
+        if meta is not None:
+            if node_type is not None and meta.node_type != node_type:
+                _not_found(store, path, zarr_format, node_type, found=meta.node_type)
+            return meta
     names = METADATA_NAMES[zarr_format] if zarr_format else (*METADATA_NAMES[3], *METADATA_NAMES[2])
     values = store.get_many([node_key(path, name) for name in names])
     found = {name: value for name, value in zip(names, values, strict=True) if value is not None}
@@ -207,3 +214,13 @@ def load_node(
     elif node_type is not None and meta.node_type != node_type:
         _not_found(store, path, zarr_format, node_type, found=meta.node_type)
     return meta  # type: ignore[return-value]
+
+
+def _cached_v3(store: Store, path: str) -> NodeMetadata | None:
+    """The v3 node at ``path`` through the metadata cache (None: no ``zarr.json``)."""
+    key = node_key(path, "zarr.json")
+
+    def parse(raw: bytes) -> NodeMetadata | None:
+        return node_from_json({"zarr.json": load_json_object(raw, key)}, path, 3)
+
+    return read_through(store, key, parse, "node")

@@ -41,6 +41,7 @@ from zarrflow.chunks import ChunkEngine
 from zarrflow.errors import ChunkFailure
 from zarrflow.parallel.driver import run_chunk_tasks
 from zarrflow.parallel.scheduling import Backend, default_parallelism, resolve_backend
+from zarrflow.telemetry.events import operation
 
 __all__ = [
     "MapChunks",
@@ -67,6 +68,8 @@ class ReadChunks:
     """
 
     __slots__ = ("cache", "engine", "retries")
+    #: the operation telemetry events of this work report
+    operation_name = "stream"
 
     def __init__(self, engine: ChunkEngine, retries: int = 0) -> None:
         self.engine = engine
@@ -82,12 +85,15 @@ class ReadChunks:
 
     def __call__(self, batch: list[Index]) -> list[tuple[Index, Any]]:
         out = []
-        for idx, chunk in self.engine.read_chunks(batch, self.cache):
-            for _ in range(self.retries):
-                if not isinstance(chunk, BaseException):
-                    break
-                chunk = self.read_one(idx)
-            out.append((idx, ChunkFailure(idx, chunk) if isinstance(chunk, Exception) else chunk))
+        with operation(self.operation_name):
+            for idx, chunk in self.engine.read_chunks(batch, self.cache):
+                for _ in range(self.retries):
+                    if not isinstance(chunk, BaseException):
+                        break
+                    chunk = self.read_one(idx)
+                out.append(
+                    (idx, ChunkFailure(idx, chunk) if isinstance(chunk, Exception) else chunk)
+                )
         return out
 
 
@@ -98,6 +104,7 @@ class MapChunks(ReadChunks):
     """
 
     __slots__ = ("fn",)
+    operation_name = "map"
 
     def __init__(
         self, engine: ChunkEngine, fn: Callable[[Index, np.ndarray], Any], retries: int = 0
@@ -124,7 +131,8 @@ class MapChunks(ReadChunks):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def __call__(self, batch: list[Index]) -> list[tuple[Index, Any]]:
-        return [(i, self.apply(i, c)) for i, c in self.engine.read_chunks(batch, self.cache)]
+        with operation(self.operation_name):
+            return [(i, self.apply(i, c)) for i, c in self.engine.read_chunks(batch, self.cache)]
 
 
 # -- which chunks, in which batches --------------------------------------------------------------

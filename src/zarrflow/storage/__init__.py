@@ -12,10 +12,12 @@ Examples
 from __future__ import annotations
 
 from zarrflow.storage.base import (
+    NOT_MODIFIED,
     ByteRequest,
     Condition,
     IfAbsent,
     IfGeneration,
+    NotModified,
     OffsetByteRequest,
     RangeByteRequest,
     Store,
@@ -34,6 +36,7 @@ from zarrflow.storage.url import store_from_url
 from zarrflow.storage.zip import ZipStore
 
 __all__ = [
+    "NOT_MODIFIED",
     "ByteRequest",
     "Condition",
     "FsspecStore",
@@ -41,6 +44,7 @@ __all__ = [
     "IfGeneration",
     "LocalStore",
     "MemoryStore",
+    "NotModified",
     "ObstoreStore",
     "OffsetByteRequest",
     "RangeByteRequest",

@@ -26,6 +26,11 @@ counter in memory). Six methods use it; all take and return plain values:
     :class:`IfAbsent`); returns the new generation.
 ``delete_if(key, condition)``
     Delete only if the object still has that generation.
+``get_if_changed(key, generation) -> Versioned | None | NOT_MODIFIED``
+    Revalidate a cached copy: :data:`NOT_MODIFIED` when the object still has
+    ``generation`` (a local ``stat``, an S3 ``If-None-Match`` GET: no bytes
+    move), else what :meth:`get_versioned` returns. ``get_many_if_changed``
+    asks for many keys at once (overlapped by remote stores).
 
 Whenever the stored object is not the expected version, these raise
 :class:`~zarrflow.errors.GenerationConflictError` and change nothing. That
@@ -61,10 +66,12 @@ from zarrflow.errors import (
 from zarrflow.storage.keys import validate_key
 
 __all__ = [
+    "NOT_MODIFIED",
     "ByteRequest",
     "Condition",
     "IfAbsent",
     "IfGeneration",
+    "NotModified",
     "OffsetByteRequest",
     "RangeByteRequest",
     "Store",
@@ -123,6 +130,22 @@ class IfAbsent:
 
 
 Condition = IfGeneration | IfAbsent
+
+
+class NotModified:
+    """The answer of :meth:`Store.get_if_changed` when the stored object is unchanged."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_MODIFIED"
+
+    def __reduce__(self) -> str:
+        return "NOT_MODIFIED"
+
+
+#: the one :class:`NotModified` value
+NOT_MODIFIED = NotModified()
 
 
 def check_condition(key: str, condition: object, absent: bool = True) -> None:
@@ -468,6 +491,45 @@ class Store(ABC):
         False
         """
         raise self._unsupported(f"a conditional delete of key {key!r}")
+
+    def get_if_changed(self, key: str, generation: str) -> Versioned | NotModified | None:
+        """:data:`NOT_MODIFIED` if ``key`` still has ``generation``, else :meth:`get_versioned`.
+
+        The default reads the object and compares; backends override it to
+        check without moving the bytes.
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> store = MemoryStore()
+        >>> generation = store.set_if("k", b"v", IfAbsent())
+        >>> store.get_if_changed("k", generation)
+        NOT_MODIFIED
+        >>> store.get_if_changed("k", "other").data
+        b'v'
+        """
+        found = self.get_versioned(key)
+        if found is not None and found.generation == generation:
+            return NOT_MODIFIED
+        return found
+
+    def get_many_if_changed(
+        self, requests: Sequence[tuple[str, str | None]]
+    ) -> list[Versioned | NotModified | None]:
+        """:meth:`get_if_changed` for each ``(key, generation)``; a None generation reads.
+
+        Examples
+        --------
+        >>> from zarrflow.storage import MemoryStore
+        >>> store = MemoryStore()
+        >>> generation = store.set_if("k", b"v", IfAbsent())
+        >>> [type(r).__name__ for r in store.get_many_if_changed([("k", generation),
+        ...                                                      ("k", None), ("no", None)])]
+        ['NotModified', 'Versioned', 'NoneType']
+        """
+        return [
+            self.get_versioned(k) if g is None else self.get_if_changed(k, g) for k, g in requests
+        ]
 
     def list_dir(self, prefix: str) -> list[str]:
         """Names of the immediate children (keys and "directories") below ``prefix``."""

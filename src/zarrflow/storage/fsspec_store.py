@@ -41,9 +41,11 @@ from zarrflow.errors import (
 )
 from zarrflow.storage import s3_conditional as s3
 from zarrflow.storage.base import (
+    NOT_MODIFIED,
     ByteRequest,
     Condition,
     IfGeneration,
+    NotModified,
     OffsetByteRequest,
     RangeByteRequest,
     Store,
@@ -412,6 +414,27 @@ class FsspecStore(Store):
             "read", key, self._run_many([partial(s3.get_object, self.fs, path)])[0]
         )
         return None if found is None else Versioned(*found)
+
+    def get_if_changed(self, key: str, generation: str) -> Versioned | NotModified | None:
+        """One GET with ``If-None-Match``: NOT_MODIFIED (HTTP 304, no bytes), or the new version."""
+        return self.get_many_if_changed([(key, generation)])[0]
+
+    def get_many_if_changed(
+        self, requests: Sequence[tuple[str, str | None]]
+    ) -> list[Versioned | NotModified | None]:
+        """Conditional GETs (``If-None-Match``; plain where the generation is None), overlapped."""
+        calls = []
+        for key, generation in requests:
+            path = self._pinned(key, "a conditional read")
+            if generation is None:
+                calls.append(partial(s3.get_object, self.fs, path))
+            else:
+                calls.append(partial(s3.get_object_if_changed, self.fs, path, generation))
+        out: list[Versioned | NotModified | None] = []
+        for (key, _), outcome in zip(requests, self._run_many(calls), strict=True):
+            found = self._outcome("read", key, outcome)
+            out.append(found if found is None or found is NOT_MODIFIED else Versioned(*found))
+        return out
 
     def get_range_versioned(
         self, key: str, request: ByteRequest, generation: str | None = None

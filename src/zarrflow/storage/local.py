@@ -40,9 +40,11 @@ from collections.abc import Callable, Iterator, Sequence
 
 from zarrflow.errors import KeyPathError, ReadOnlyError, StoreError
 from zarrflow.storage.base import (
+    NOT_MODIFIED,
     ByteRequest,
     Condition,
     IfGeneration,
+    NotModified,
     OffsetByteRequest,
     RangeByteRequest,
     Store,
@@ -376,6 +378,28 @@ class LocalStore(Store):
             raise self._error("read", key, exc) from exc
         finally:
             os.close(fd)
+
+    def get_if_changed(self, key: str, generation: str) -> Versioned | NotModified | None:
+        """:data:`NOT_MODIFIED` if file ``key`` still has ``generation`` (one ``stat``), else
+        :meth:`get_versioned`.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> store = LocalStore(tempfile.mkdtemp())
+        >>> store.set("k", b"v1")
+        >>> store.get_if_changed("k", store.get_versioned("k").generation)
+        NOT_MODIFIED
+        """
+        try:
+            st = os.stat(self._path(key))
+        except _MISSING:
+            return None
+        except OSError as exc:
+            raise self._error("read", key, exc) from exc
+        if stat.S_ISREG(st.st_mode) and file_generation(st) == generation:
+            return NOT_MODIFIED
+        return self.get_versioned(key)
 
     def get_range_versioned(
         self, key: str, request: ByteRequest, generation: str | None = None

@@ -22,9 +22,11 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from zarrflow.errors import ReadOnlyError
 from zarrflow.storage.base import (
+    NOT_MODIFIED,
     ByteRequest,
     Condition,
     IfGeneration,
+    NotModified,
     Store,
     Versioned,
     check_byte_request,
@@ -186,6 +188,25 @@ class MemoryStore(Store):
         with shared.lock:
             value = shared.data.get(key)
             return None if value is None else Versioned(value, shared.generations[key])
+
+    def get_if_changed(self, key: str, generation: str) -> Versioned | NotModified | None:
+        """:data:`NOT_MODIFIED` when ``key`` still has ``generation`` (a compare), else its value.
+
+        Examples
+        --------
+        >>> from zarrflow.storage import IfAbsent
+        >>> store = MemoryStore()
+        >>> store.get_if_changed("k", store.set_if("k", b"v", IfAbsent()))
+        NOT_MODIFIED
+        """
+        validate_key(key)
+        shared = self._shared
+        with shared.lock:
+            value = shared.data.get(key)
+            if value is None:
+                return None
+            found = shared.generations[key]
+            return NOT_MODIFIED if found == generation else Versioned(value, found)
 
     def get_range_versioned(
         self, key: str, request: ByteRequest, generation: str | None = None

@@ -34,9 +34,11 @@ from fsspec.asyn import get_loop, sync
 
 from zarrflow.errors import GenerationConflictError, ReadOnlyError, StoreError, TransientStoreError
 from zarrflow.storage.base import (
+    NOT_MODIFIED,
     ByteRequest,
     Condition,
     IfGeneration,
+    NotModified,
     OffsetByteRequest,
     RangeByteRequest,
     Store,
@@ -353,6 +355,46 @@ class ObstoreStore(Store):
         self._pinned(key, "a versioned read")
         got = self._fetch([(key, None)])[0]
         return None if got is None else self._versioned(key, got)
+
+    def get_if_changed(self, key: str, generation: str) -> Versioned | NotModified | None:
+        """One GET with ``If-None-Match``: NOT_MODIFIED (HTTP 304, no bytes), or the new version."""
+        return self.get_many_if_changed([(key, generation)])[0]
+
+    def get_many_if_changed(
+        self, requests: Sequence[tuple[str, str | None]]
+    ) -> list[Versioned | NotModified | None]:
+        """Conditional GETs (``If-None-Match``; plain where the generation is None), overlapped."""
+        for key, _ in requests:
+            self._pinned(key, "a conditional read")
+        outcomes = self._run([self._if_changed_request(k, g) for k, g in requests])
+        out: list[Versioned | NotModified | None] = []
+        for (key, _), outcome in zip(requests, outcomes, strict=True):
+            if isinstance(outcome, Failure):
+                if outcome.kind == "missing":
+                    out.append(None)
+                    continue
+                others = sum(isinstance(o, Failure) for o in outcomes) - 1
+                raise self._error("read", key, outcome, others) from outcome.exception
+            out.append(outcome if outcome is NOT_MODIFIED else self._versioned(key, outcome))
+        return out
+
+    def _if_changed_request(self, key: str, generation: str | None) -> Request:
+        """A GET of ``key`` giving ``(bytes, etag)``, or NOT_MODIFIED when it has ``generation``."""
+        obs = _obstore()
+        path = validate_key(key)
+        options = None if generation is None else {"if_none_match": generation}
+
+        async def get() -> tuple[bytes, str | None] | NotModified:
+            try:
+                result = await obs.get_async(self._client, path, options=options)
+            except Exception as exc:
+                if type(exc).__name__ == "NotModifiedError":  # HTTP 304: unchanged
+                    return NOT_MODIFIED
+                raise
+            data = await result.bytes_async()
+            return bytes(data), result.meta.get("e_tag")
+
+        return self._translated(get)
 
     def _versioned(self, key: str, got: tuple[bytes, str | None]) -> Versioned:
         data, etag = got

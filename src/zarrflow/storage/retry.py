@@ -36,8 +36,17 @@ from typing import Any, TypeVar
 import dask
 
 from zarrflow.storage.failures import failure_kind
+from zarrflow.telemetry.events import HOOKS, current_operation, emit
 
-__all__ = ["Failure", "RequestBudget", "RetryPolicy", "call_async", "call_sync", "io_budget"]
+__all__ = [
+    "Failure",
+    "RequestBudget",
+    "RetryPolicy",
+    "call_async",
+    "call_sync",
+    "io_budget",
+    "report_retry",
+]
 
 T = TypeVar("T")
 
@@ -216,6 +225,31 @@ def _failure(exc: BaseException, attempt: int, started: float, now: float) -> Fa
     return Failure(exc, failure_kind(exc), attempt, now - started)
 
 
+def report_retry(failure: Failure, pause: float) -> None:
+    """Tell telemetry hooks that a transient failure is retried after ``pause`` seconds.
+
+    The event's phase is ``retry``, its seconds the pause, its detail the
+    exception's type; the operation is the caller's (``read`` by default).
+
+    Parameters
+    ----------
+    failure
+        The failed try.
+    pause
+        The backoff before the next try.
+
+    Examples
+    --------
+    >>> from zarrflow.telemetry import hook
+    >>> with hook(lambda e: print(e.phase, e.detail)):
+    ...     report_retry(Failure(TimeoutError(), "transient", 1, 0.0), 0.1)
+    retry TimeoutError
+    """
+    if HOOKS:
+        operation = current_operation("read")
+        emit(operation, "retry", pause, 0, 1, type(failure.exception).__name__)
+
+
 async def call_async(
     request: Callable[[], Awaitable[T]],
     policy: RetryPolicy | None = None,
@@ -261,6 +295,7 @@ async def call_async(
             return failure
         if loop.time() + pause >= deadline:
             return failure
+        report_retry(failure, pause)
         await asyncio.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -297,6 +332,7 @@ def call_sync(
             pause = policy.delay(attempt - 1)
             if failure.kind != "transient" or time.monotonic() + pause >= deadline:
                 return failure
+            report_retry(failure, pause)
             time.sleep(pause)
         if budget is not None:
             budget.acquire()

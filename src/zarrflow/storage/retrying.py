@@ -25,7 +25,14 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from zarrflow.storage.base import ByteRequest, Condition, IfGeneration, Store, Versioned
+from zarrflow.storage.base import (
+    ByteRequest,
+    Condition,
+    IfGeneration,
+    NotModified,
+    Store,
+    Versioned,
+)
 from zarrflow.storage.failures import failure_kind
 from zarrflow.storage.retry import Failure, call_sync
 from zarrflow.storage.wrapper import StoreWrapper
@@ -147,6 +154,20 @@ class RetryingStore(StoreWrapper):
         self, key: str, requests: Sequence[ByteRequest], generation: str | None = None
     ) -> list[bytes] | None:
         return self._do(self.inner.get_ranges_versioned, key, requests, generation)
+
+    def get_if_changed(self, key: str, generation: str) -> Versioned | NotModified | None:
+        return self._do(self.inner.get_if_changed, key, generation)
+
+    def get_many_if_changed(
+        self, requests: Sequence[tuple[str, str | None]]
+    ) -> list[Versioned | NotModified | None]:
+        return batch_or_each(
+            lambda: self.inner.get_many_if_changed(requests),
+            lambda: [
+                self.get_versioned(k) if g is None else self.get_if_changed(k, g)
+                for k, g in requests
+            ],
+        )
 
     def exists(self, key: str) -> bool:
         return self._do(self.inner.exists, key)

@@ -51,13 +51,20 @@ from typing import Any, TypeVar
 from fsspec import AbstractFileSystem
 
 from zarrflow.errors import GenerationConflictError, StoreError
-from zarrflow.storage.base import ByteRequest, OffsetByteRequest, RangeByteRequest
+from zarrflow.storage.base import (
+    NOT_MODIFIED,
+    ByteRequest,
+    NotModified,
+    OffsetByteRequest,
+    RangeByteRequest,
+)
 from zarrflow.storage.failures import http_status, is_conflict_error, is_missing_error
 
 __all__ = [
     "conditional",
     "delete_object",
     "get_object",
+    "get_object_if_changed",
     "head_object",
     "is_invalid_range",
     "is_s3_filesystem",
@@ -148,6 +155,26 @@ async def get_object(
     if if_match is not None:
         extra["IfMatch"] = if_match
     response = await fs._call_s3("get_object", Bucket=bucket, Key=key, **extra)
+    try:
+        data = await response["Body"].read()
+    finally:
+        response["Body"].close()
+    return data, _etag(response, path)
+
+
+async def get_object_if_changed(fs: Any, path: str, etag: str) -> tuple[bytes, str] | NotModified:
+    """GET the object at ``path`` with ``If-None-Match: <etag>``: NOT_MODIFIED if it still has it.
+
+    S3 answers an unchanged object with HTTP 304 and no body; a changed one
+    with its bytes and new ETag (as :func:`get_object`).
+    """
+    bucket, key = _split(fs, path)
+    try:
+        response = await fs._call_s3("get_object", Bucket=bucket, Key=key, IfNoneMatch=etag)
+    except OSError as exc:
+        if http_status(exc) == 304:
+            return NOT_MODIFIED
+        raise
     try:
         data = await response["Body"].read()
     finally:

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from zarrflow.storage.base import ByteRequest, Condition, IfGeneration, Store, Versioned
+from zarrflow.storage.base import (
+    ByteRequest,
+    Condition,
+    IfGeneration,
+    NotModified,
+    Store,
+    Versioned,
+)
 
 __all__ = ["StoreWrapper"]
 
@@ -94,6 +101,14 @@ class StoreWrapper(Store):
         self, key: str, requests: Sequence[ByteRequest], generation: str | None = None
     ) -> list[bytes] | None:
         return self.inner.get_ranges_versioned(key, requests, generation)
+
+    def get_if_changed(self, key: str, generation: str) -> Versioned | NotModified | None:
+        return self.inner.get_if_changed(key, generation)
+
+    def get_many_if_changed(
+        self, requests: Sequence[tuple[str, str | None]]
+    ) -> list[Versioned | NotModified | None]:
+        return self.inner.get_many_if_changed(requests)
 
     def exists(self, key: str) -> bool:
         return self.inner.exists(key)

@@ -39,7 +39,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from zarrflow.errors import ReadOnlyError, StoreError, TransientStoreError
-from zarrflow.storage.base import ByteRequest, Condition, IfGeneration, Store, Versioned
+from zarrflow.storage.base import (
+    ByteRequest,
+    Condition,
+    IfGeneration,
+    NotModified,
+    Store,
+    Versioned,
+)
 from zarrflow.storage.keys import validate_key
 from zarrflow.storage.wrapper import StoreWrapper
 
@@ -328,6 +335,17 @@ class FaultyStore(StoreWrapper):
     ) -> list[bytes] | None:
         self._before("get", validate_key(key))
         return self.inner.get_ranges_versioned(key, requests, generation)
+
+    def get_if_changed(self, key: str, generation: str) -> Versioned | NotModified | None:
+        self._before("get", validate_key(key))
+        return self.inner.get_if_changed(key, generation)
+
+    def get_many_if_changed(
+        self, requests: Sequence[tuple[str, str | None]]
+    ) -> list[Versioned | NotModified | None]:
+        for key, _ in requests:
+            self._before("get", validate_key(key))
+        return self.inner.get_many_if_changed(requests)
 
     def exists(self, key: str) -> bool:
         self._before("get", validate_key(key))
