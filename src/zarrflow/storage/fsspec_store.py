@@ -60,6 +60,7 @@ from zarrflow.storage.retry import (
     RetryPolicy,
     call_async,
     call_sync,
+    failures_by_key,
     io_budget,
     raise_first_failure,
     request_error,
@@ -295,7 +296,7 @@ class FsspecStore(Store):
 
     def try_set_many(self, items: Mapping[str, bytes]) -> dict[str, Exception]:
         """Write many objects concurrently, trying every one: the keys that failed, and why."""
-        return self._errors("write", *self._put(items))
+        return failures_by_key(self.url, "write", *self._put(items))
 
     def _put(self, items: Mapping[str, bytes]) -> tuple[list[str], list[Any]]:
         """PUT every item (keys validated first): the keys, and each one's outcome."""
@@ -317,16 +318,6 @@ class FsspecStore(Store):
                 outcomes[i] = outcome
         return keys, outcomes
 
-    def _errors(self, action: str, keys: Sequence[str], outcomes: Sequence[Any]) -> dict:
-        """The StoreError of each key whose outcome is a Failure, raised from its cause."""
-        failed = {}
-        for key, outcome in zip(keys, outcomes, strict=True):
-            if isinstance(outcome, Failure):
-                error = request_error(self.url, action, key, outcome)
-                error.__cause__ = outcome.exception
-                failed[key] = error
-        return failed
-
     def _needs_parents(self, outcome: Any) -> bool:
         return (
             isinstance(outcome, Failure)
@@ -344,7 +335,7 @@ class FsspecStore(Store):
     def try_delete_many(self, keys: Iterable[str]) -> dict[str, Exception]:
         """Remove many objects concurrently, trying every one: the keys that failed, and why."""
         keys = list(keys)
-        return self._errors("delete", keys, self._rm_each(self._writable_paths(keys)))
+        return failures_by_key(self.url, "delete", keys, self._rm_each(self._writable_paths(keys)))
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove many objects; one batched ``fs.rm`` on remote filesystems."""

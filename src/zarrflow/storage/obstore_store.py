@@ -65,6 +65,7 @@ from zarrflow.storage.retry import (
     Failure,
     RetryPolicy,
     call_async,
+    failures_by_key,
     io_budget,
     raise_first_failure,
     request_error,
@@ -558,16 +559,7 @@ class ObstoreStore(Store):
 
     def try_set_many(self, items: Mapping[str, bytes]) -> dict[str, Exception]:
         """Write many objects concurrently, trying every one: the keys that failed, and why."""
-        return self._errors("write", *self._put(items.items()))
-
-    def _errors(self, action: str, keys: Sequence[str], outcomes: Sequence[Any]) -> dict:
-        failed = {}
-        for key, outcome in zip(keys, outcomes, strict=True):
-            if isinstance(outcome, Failure):
-                error = request_error(self.url, action, key, outcome)
-                error.__cause__ = outcome.exception
-                failed[key] = error
-        return failed
+        return failures_by_key(self.url, "write", *self._put(items.items()))
 
     def _delete(self, keys: Sequence[str]) -> list[Any]:
         """DELETE each key concurrently: None where it went (or was never there), or Failure."""
@@ -591,7 +583,7 @@ class ObstoreStore(Store):
     def try_delete_many(self, keys: Iterable[str]) -> dict[str, Exception]:
         """Remove many objects concurrently, trying every one: the keys that failed, and why."""
         keys = list(keys)
-        return self._errors("delete", keys, self._delete(keys))
+        return failures_by_key(self.url, "delete", keys, self._delete(keys))
 
     def close(self) -> None:
         """Nothing to release: connections are pooled by the client and closed with it."""

@@ -45,6 +45,7 @@ __all__ = [
     "RetryPolicy",
     "call_async",
     "call_sync",
+    "failures_by_key",
     "io_budget",
     "raise_first_failure",
     "report_retry",
@@ -410,3 +411,33 @@ def raise_first_failure(
         failure = outcomes[failed[0]]
         error = request_error(url, action, keys[failed[0]], failure, len(failed) - 1)
         raise error from failure.exception
+
+
+def failures_by_key(
+    url: str, action: str, keys: Sequence[str], outcomes: Sequence[Any]
+) -> dict[str, Exception]:
+    """The :func:`request_error` of each key whose outcome is a Failure, caused by its exception.
+
+    Parameters
+    ----------
+    url
+        The store's URL.
+    action
+        What was attempted.
+    keys, outcomes
+        The batch's keys and, at the same indexes, their values or Failures.
+
+    Examples
+    --------
+    >>> failed = Failure(PermissionError("denied"), "permanent", 1, 0.0)
+    >>> errors = failures_by_key("memory://x", "write", ["a", "b"], [None, failed])
+    >>> list(errors), type(errors["b"].__cause__).__name__
+    (['b'], 'PermissionError')
+    """
+    failed: dict[str, Exception] = {}
+    for key, outcome in zip(keys, outcomes, strict=True):
+        if isinstance(outcome, Failure):
+            error = request_error(url, action, key, outcome)
+            error.__cause__ = outcome.exception
+            failed[key] = error
+    return failed
