@@ -10,7 +10,7 @@ write (no Dask). Then the worth of the "several chunks per task" rule
 missing chunks.
 
 Run: ``python benchmarks/bench_dask.py [--quick] [--repeat N] [--workload NAME]``
-(``--workload seed`` or ``small-chunks`` runs only that workload's tables).
+(``--workload seed``, ``large`` or ``small-chunks`` runs only that workload's tables).
 """
 
 from __future__ import annotations
@@ -36,16 +36,22 @@ from common import (
     optional,
     parse_args,
     print_header,
+    read_ceilings,
     run_table,
     scratch_dir,
+    thread_pools,
     ts_array,
     zarr_array,
+    zarrs_array,
 )
 
 ZF_READ = "zarrflow `a.to_dask().compute()`"
 ZF_WRITE = "zarrflow `zf.to_zarr(x, a)`"
 ZF_SUM = "zarrflow `a.to_dask().sum().compute()`"
 TS_READ = "tensorstore `read()` (direct, no Dask)"
+ZARRS_READ = "zarrs-python `arr[:]` (direct, no Dask)"
+ZARRS_DASK = "zarrs-python + Dask `da.from_zarr(arr).compute()`"
+CEILING = f"ceiling: codec decode ({CORES} thr)"
 TS_WRITE = "tensorstore `write(x)` (direct, no Dask)"
 DASK_THREADS = f"{CORES} (Dask threads)"
 GRAPH_SHAPE = (10_000, 10_000)  # 10×10 chunks: 1,000,000 of them
@@ -62,8 +68,14 @@ def read_path(root: str, wl: Workload) -> str:
     return os.path.join(root, f"{wl.name}-read.zarr")
 
 
-def bench_read(root: str, wl: Workload, data: np.ndarray, peers: dict, repeat: int) -> Table:
-    """A full read through Dask (and tensorstore's direct read) of the same files."""
+def bench_read(
+    root: str, wl: Workload, data: np.ndarray, peers: dict, repeat: int, pools=None
+) -> Table:
+    """A full read through Dask (and the peers' direct reads) of the same files.
+
+    With ``pools`` (large workloads) the table ends with the ceilings: the
+    codec alone on the pools' threads, raw file reads, numpy memcpy.
+    """
     path = read_path(root, wl)
     a = wl.create(path)
     a[:] = data
@@ -75,10 +87,19 @@ def bench_read(root: str, wl: Workload, data: np.ndarray, peers: dict, repeat: i
         cases["zarr-python + Dask `da.from_zarr(arr).compute()`"] = Case(
             lambda: da.from_zarr(z).compute(), DASK_THREADS, note=tasks(da.from_zarr(z))
         )
+    if peers["zarrs"]:
+        zs = zarrs_array(path)
+        check_equal("zarrs-python", zs[:], data)
+        cases[ZARRS_DASK] = Case(
+            lambda: da.from_zarr(zs).compute(), DASK_THREADS, note=tasks(da.from_zarr(zs))
+        )
+        cases[ZARRS_READ] = Case(lambda: zs[:], "zarrs pool")
     if peers["tensorstore"]:
         t = ts_array(path)
         cases[TS_READ] = Case(lambda: t.read().result(), "own pools")
     cases["zarrflow `a[:]` (direct)"] = Case(lambda: a[:], DASK_THREADS)
+    if pools is not None:
+        cases.update(read_ceilings(wl, a, path, pools, ZF_READ))
     return run_table(f"read through Dask — {wl.title}", wl.nbytes, wl.nchunks, cases, repeat)
 
 
@@ -176,10 +197,26 @@ def bench_scheduling(root: str, peers: dict, repeat: int) -> Table:
 def _workload_arg() -> str:
     """``--workload``, taken out before the common options."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--workload", choices=["all", "seed", "small-chunks"], default="all")
+    p.add_argument("--workload", choices=["all", "seed", "large", "small-chunks"], default="all")
     own, rest = p.parse_known_args()
     sys.argv[1:] = rest
     return own.workload
+
+
+def read_goals(goals: Goals, wl: Workload, read: Table, peers: dict) -> None:
+    """Issue 14's read goals: seed ≥ 1.0× tensorstore; large ≥ 1.1× it, ≥ 0.9× zarrs-python."""
+    what = f"{wl.name} {wl.codec_label} read"
+    large = wl is not SEED
+    if peers["tensorstore"]:
+        limit = 1 / 1.1 if large else 1.0
+        goals.at_most(
+            f"{what}: t(to_dask) / t(tensorstore)", read.relative(ZF_READ, TS_READ), limit
+        )
+    if peers["zarrs"] and large:
+        ratio = read.relative(ZF_READ, ZARRS_READ)
+        goals.at_most(f"{what}: t(to_dask) / t(zarrs-python)", ratio, 1 / 0.9)
+    if any(r.label == CEILING for r in read.rows):
+        goals.at_most(f"{what}: t(to_dask) / t({CEILING})", read.relative(ZF_READ, CEILING), 1.3)
 
 
 def main() -> None:
@@ -187,24 +224,27 @@ def main() -> None:
     args = parse_args(__doc__)
     print_header("bench_dask.py", args)
     peers = {"zarr": optional("zarr"), "tensorstore": optional("tensorstore")}
+    peers["zarrs"] = peers["zarr"] and optional("zarrs")
     goals = Goals()
-    with scratch_dir() as root:
-        for wl in {"all": [SEED, *large_workloads(args.quick)], "seed": [SEED]}.get(only, []):
+    with scratch_dir() as root, thread_pools(CORES) as pools:
+        chosen = {"all": [SEED, *large_workloads(args.quick)], "seed": [SEED]}
+        chosen["large"] = large_workloads(args.quick)
+        for wl in chosen.get(only, []):
             data = wl.data()
-            read = bench_read(root, wl, data, peers, args.repeat)
+            read = bench_read(root, wl, data, peers, args.repeat, None if wl is SEED else pools)
             read.print()
+            read_goals(goals, wl, read, peers)
             write = bench_write(root, wl, data, peers, args.repeat)
             write.print()
             if peers["tensorstore"]:
-                what = f"{wl.name} {wl.codec_label}"
-                ratio = read.relative(ZF_READ, TS_READ)
-                goals.at_most(f"{what} read: t(to_dask) / t(tensorstore)", ratio)
                 ratio = write.relative(ZF_WRITE, TS_WRITE)
-                goals.at_most(f"{what} write: t(to_zarr) / t(tensorstore)", ratio)
+                goals.at_most(
+                    f"{wl.name} {wl.codec_label} write: t(to_zarr) / t(tensorstore)", ratio
+                )
             if wl is SEED:
                 bench_chunks_per_task(root, wl, [1, 10, 50], args.repeat).print()
 
-        if only == "seed":
+        if only in ("seed", "large"):
             goals.print()
             return
         small = bench_read(root, SMALL_CHUNKS, SMALL_CHUNKS.data(), peers, args.repeat)

@@ -53,12 +53,15 @@ from common import (
     ts_array,
     write_ceilings,
     zarr_array,
+    zarrs_array,
 )
 
 ZF = "zarrflow `a[:]`"
 ZF_SYNC = "zarrflow `a[:]`, scheduler=sync"
 ZF_SET = "zarrflow `a[:] = x`"
 ZARR_READ = "zarr-python `arr[:]`"
+ZARRS_READ = "zarrs-python `arr[:]` (zarr-python + ZarrsCodecPipeline)"
+TS_READ = "tensorstore `read()`"
 ZF_SET_SYNC = "zarrflow `a[:] = x`, scheduler=sync"
 ZF_DASK = "zarrflow `a.to_dask().compute()`"
 GRAPH_THREADS = f"{CORES} (Dask threads)"
@@ -126,10 +129,14 @@ def bench_read(
         z = zarr_array(path)
         check_equal("zarr-python read", z[:], data)
         cases[ZARR_READ] = Case(lambda: z[:], "asyncio")
+    if peers["zarrs"]:
+        zs = zarrs_array(path)
+        check_equal("zarrs-python read", zs[:], data)
+        cases[ZARRS_READ] = Case(lambda: zs[:], "zarrs pool")
     if peers["tensorstore"]:
         t, t1 = ts_array(path), ts_array(path, threads=1)
         check_equal("tensorstore read", t.read().result(), data)
-        cases["tensorstore `read()`"] = Case(lambda: t.read().result(), "own pools")
+        cases[TS_READ] = Case(lambda: t.read().result(), "own pools")
         cases["tensorstore `read()`, 1 thread"] = Case(lambda: t1.read().result(), 1, ZF_SYNC)
     if wl is SMALL_CHUNKS:
         d = a.to_dask()
@@ -170,6 +177,19 @@ def _read_hinted(path: str, limit: int = 1 << 20) -> bytes:
         os.close(fd)
 
 
+def large_goals(goals: Goals, wl: Workload, read: Table, peers: dict) -> None:
+    """``a[:]`` against zarr-python, zarrs-python and tensorstore; and against its ceiling."""
+    what = f"large {wl.codec_label} `a[:]`"
+    if peers["zarr"]:
+        goals.at_most(f"{what}: t(zarrflow) / t(zarr-python)", read.relative(ZF, ZARR_READ))
+    if peers["zarrs"]:
+        goals.at_most(f"{what}: t(zarrflow) / t(zarrs-python)", read.relative(ZF, ZARRS_READ))
+    if peers["tensorstore"]:
+        goals.at_most(f"{what}: t(zarrflow) / t(tensorstore)", read.relative(ZF, TS_READ))
+    ceiling = f"ceiling: codec decode ({CORES} thr)"
+    goals.at_most(f"{what}: t(zarrflow) / t({ceiling})", read.relative(ZF, ceiling), 1.3)
+
+
 def _workload_arg() -> str:
     """``--workload`` (all, large or small-chunks), taken off the command line for parse_args."""
     p = argparse.ArgumentParser(add_help=False)
@@ -186,6 +206,7 @@ def main() -> None:
     args = parse_args(__doc__)
     print_header("bench_local.py", args)
     peers = {"zarr": optional("zarr"), "tensorstore": optional("tensorstore")}
+    peers["zarrs"] = peers["zarr"] and optional("zarrs")
     goals = Goals()
     workloads = {
         "all": [*large_workloads(args.quick), SMALL_CHUNKS],
@@ -202,9 +223,8 @@ def main() -> None:
                 for label in (ZF, ZF_SYNC, ZF_DASK):
                     us = read.timing(label).us_per(wl.nchunks)
                     goals.at_most(f"small-chunks {label} per chunk", us, 20.0, "µs/chunk")
-            elif peers["zarr"]:
-                ratio = read.relative(ZF, ZARR_READ)
-                goals.at_most(f"large {wl.codec_label} `a[:]`: t(zarrflow) / t(zarr-python)", ratio)
+            else:
+                large_goals(goals, wl, read, peers)
     goals.print()
 
 

@@ -10,6 +10,8 @@ Contenders, in one run on the same data:
 - zarr-python 3 + Dask: ``da.to_zarr(x, z)`` and ``da.from_zarr(z).compute()``
   — with ``from_zarr``'s default blocks (``z.chunks``: the inner chunks, one
   task each) and with one block per shard (``chunks=z.shards``);
+- zarrs-python (zarr-python with the Rust ``ZarrsCodecPipeline``) reading
+  zarr-python's copy: ``arr[:]`` and through Dask with one block per shard;
 - tensorstore's zarr3 driver with the same sharding codec (its own pools);
 - the ceiling: numcodecs zstd alone over the 256 inner chunks on every core.
 
@@ -45,6 +47,7 @@ from common import (
     scratch_dir,
     smooth_field,
     stored_bytes,
+    zarrs_array,
 )
 
 SHAPE, SHARDS, INNER = (8192, 8192), (2048, 2048), (512, 512)
@@ -57,6 +60,8 @@ ZARR_W = "zarr-python + Dask `da.to_zarr`"
 ZARR_R = "zarr-python + Dask `from_zarr` (inner-chunk blocks)"
 ZARR_RS = "zarr-python + Dask `from_zarr(chunks=shards)`"
 TS_W, TS_R = "tensorstore `write`", "tensorstore `read`"
+ZARRS_R = "zarrs-python `arr[:]` (zarr-python + ZarrsCodecPipeline)"
+ZARRS_RD = "zarrs-python + Dask `from_zarr(chunks=shards)`"
 
 
 def _metadata(shape: tuple[int, ...]) -> dict[str, Any]:
@@ -163,6 +168,11 @@ def read_cases(arrays: dict[str, Any], data: np.ndarray, ceiling: Callable) -> d
         shards = checked(ZARR_RS, lambda: da.from_zarr(z, chunks=z.shards).compute())
         cases[ZARR_R] = Case(inner, CORES)
         cases[ZARR_RS] = Case(shards, CORES)
+    if "zarrs" in arrays:
+        zs = arrays["zarrs"]
+        cases[ZARRS_R] = Case(checked(ZARRS_R, lambda: zs[:]), "zarrs pool")
+        dask_read = checked(ZARRS_RD, lambda: da.from_zarr(zs, chunks=zs.shards).compute())
+        cases[ZARRS_RD] = Case(dask_read, CORES)
     if "ts" in arrays:
         t = arrays["ts"]
         cases[TS_R] = Case(checked(TS_R, lambda: t.read().result()), "ts pools")
@@ -176,7 +186,9 @@ def goals(write: Table, read: Table) -> Goals:
     rows = {r.label for r in write.rows} | {r.label for r in read.rows}
     if TS_W in rows:
         g.at_most("write: t(zarrflow) / t(tensorstore)", write.relative(ZF_W, TS_W))
-        g.at_most("read: t(zarrflow) / t(tensorstore)", read.relative(ZF_R, TS_R))
+        g.at_most("read: t(zarrflow) / t(tensorstore)", read.relative(ZF_R, TS_R), 1 / 1.2)
+    if ZARRS_R in rows:
+        g.at_most("read: t(zarrflow) / t(zarrs-python)", read.relative(ZF_R, ZARRS_R), 1 / 0.9)
     if ZARR_W in rows:
         g.at_most("write: t(zarrflow) / t(zarr-python + Dask)", write.relative(ZF_W, ZARR_W), 1 / 3)
         best = min(read.timing(ZARR_R).median, read.timing(ZARR_RS).median)
@@ -205,11 +217,13 @@ def main() -> None:
             f"write — {title}", nbytes, ninner, write_cases(arrays, data, encode), args.repeat
         )
         write.print()
-        for who in sorted(arrays):
+        for who in sorted(arrays):  # zarrs-python reads zarr-python's copy
             print(
                 f"- stored by {who}: {stored_bytes(os.path.join(root, who + '.zarr')) / 1e6:.1f} MB"
             )
         print()
+        if zarr is not None and optional("zarrs"):
+            arrays["zarrs"] = zarrs_array(os.path.join(root, "zarr.zarr"))
         read = run_table(
             f"read — {title}", nbytes, ninner, read_cases(arrays, data, decode), args.repeat
         )

@@ -359,7 +359,7 @@ def print_header(script: str, args: argparse.Namespace) -> None:
     """What ran, where and with what: the context every table needs."""
     versions = ", ".join(
         f"{m} {_version(m)}"
-        for m in ("zarrflow", "zarr", "tensorstore", "dask", "numcodecs", "numpy")
+        for m in ("zarrflow", "zarr", "zarrs", "tensorstore", "dask", "numcodecs", "numpy")
     )
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     mode = "--quick (smoke run: smaller data)" if args.quick else "full"
@@ -399,6 +399,18 @@ def zarr_array(path: str, mode: str = "r"):
     import zarr
 
     return zarr.open_array(path, mode=mode)
+
+
+def zarrs_array(path: str, mode: str = "r"):
+    """zarr-python 3's view of the array at ``path`` with the Rust ``zarrs`` codec pipeline.
+
+    The pipeline is chosen when the array is opened, so only this view uses it
+    (zarr-python's own rows keep its default pipeline).
+    """
+    import zarr
+
+    with zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"}):
+        return zarr.open_array(path, mode=mode)
 
 
 def ts_array(path: str, threads: int | None = None):

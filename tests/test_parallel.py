@@ -222,6 +222,84 @@ def test_sum_over_a_million_missing_chunks():
     assert float(a.to_dask().sum().compute()) == 1e8
 
 
+@pytest.mark.parametrize(
+    ("shape", "chunks", "per_task"),
+    [
+        ((45, 38), (10, 10), 1),
+        ((45, 38), (10, 10), None),
+        ((7, 9, 11), (3, 4, 5), 2),
+        ((5,), (2,), 1),
+    ],
+)
+def test_to_dask_compute_returns_the_one_output_the_tasks_filled(shape, chunks, per_task):
+    a, data = seed(MemoryStore(), chunks=chunks, shape=shape)
+    x = a.to_dask(chunks_per_task=per_task)
+    for scheduler in ("threads", "sync"):
+        (got,) = dask.compute(x, scheduler=scheduler)  # the graph, with the shared output
+        np.testing.assert_array_equal(got, data)
+        assert got.flags.owndata and got.flags.writeable  # no final concatenate: the output itself
+        np.testing.assert_array_equal(x.compute(scheduler=scheduler), data)  # read_all
+    again = dask.compute(x)[0]
+    assert not np.shares_memory(got, again)
+    np.testing.assert_array_equal(x.compute(num_workers=1), data)  # options: Dask's compute
+    total, whole = dask.compute(x.sum(), x)
+    assert total == data.sum()
+    np.testing.assert_array_equal(whole, data)
+    np.testing.assert_array_equal(x.persist().compute(), data)
+    np.testing.assert_array_equal(x.compute(optimize_graph=False), data)
+    assert type(x) is type(x + 1) is type(x[1:]) is da.Array  # plain dask arrays
+
+
+def test_to_dask_compute_reads_in_tasks_that_callbacks_see():
+    from dask.callbacks import Callback
+
+    a, data = seed(MemoryStore(), shape=(45, 38))
+    started = []
+    with Callback(start_state=lambda dsk, state: started.append(len(state["ready"]))):
+        np.testing.assert_array_equal(a.to_dask().compute(), data)
+    assert started and started[0] >= 1  # a graph ran on the threaded scheduler
+
+
+def test_to_dask_compute_on_processes_reads_each_block_apart(tmp_path):
+    a, data = seed(str(tmp_path / "p"), shape=(45, 38))
+    got = a.to_dask(chunks_per_task=4).compute(scheduler="processes", num_workers=2)
+    np.testing.assert_array_equal(got, data)
+
+
+def test_a_returned_output_is_never_written_again():
+    """The optimised graph run twice: the second run must not write into the first's result.
+
+    Shown to fail with the mechanism switched off (``SharedOutput.claim`` keeping
+    its array once every region was handed out, and handing a region out again):
+    the second run then decoded into ``first`` and the -1s were overwritten.
+    """
+    from zarrflow.parallel.dask_output import assemble
+
+    a, data = seed(MemoryStore(), shape=(45, 38))
+    x = a.to_dask(chunks_per_task=2)
+    keys = x.__dask_keys__()
+    graph = dict(x.__dask_optimize__(x.__dask_graph__(), keys))
+    first = assemble(dask.threaded.get(graph, keys))
+    assert first.flags.owndata
+    first[...] = -1
+    second = assemble(dask.threaded.get(graph, keys))
+    np.testing.assert_array_equal(second, data)
+    assert (first == -1).all()
+
+
+def test_shared_output_hands_each_region_out_once():
+    from zarrflow.parallel.dask_output import SharedOutput
+
+    out = SharedOutput((4, 4), "i2", nblocks=2)
+    top = out.claim((0, 0), (slice(0, 2), slice(0, 4)))
+    again = out.claim((0, 0), (slice(0, 2), slice(0, 4)))  # a second run's task, say
+    assert again.shape == (2, 4) and not np.shares_memory(top, again)
+    bottom = out.claim((1, 0), (slice(2, 4), slice(0, 4)))
+    assert bottom.base is top.base
+    fresh = out.claim((0, 0), (slice(0, 2), slice(0, 4)))  # complete: a new array from now on
+    assert fresh.base is not top.base
+
+
 # to_zarr --------------------------------------------------------------------------
 def test_to_zarr_aligned_and_unaligned(tmp_path):
     data = np.random.default_rng(2).normal(size=(90, 70)).astype("f4")

@@ -35,6 +35,7 @@ import numpy as np
 
 from zarrflow.chunks.conditional import read_modify_write
 from zarrflow.chunks.locks import chunk_lock
+from zarrflow.chunks.scratch import scratch_chunk
 from zarrflow.codecs import CodecPipeline
 from zarrflow.errors import (
     ChunkFailure,
@@ -368,7 +369,7 @@ class ChunkIO:
     ) -> None:
         """Fill ``out`` from the chunks the projections name (sequentially)."""
         target = out.reshape(-1) if flat else out
-        scratch = np.empty(self.chunk_shape, dtype=self.dtype)  # one for the whole call
+        scratch = scratch_chunk(self.chunk_shape, self.dtype)  # this thread's, reused
         if self.store.is_remote:  # one batched fetch overlaps the requests
             projections = list(projections)
             t0 = perf_counter() if HOOKS else 0.0

@@ -55,6 +55,7 @@ from typing import Any
 import dask
 import numpy as np
 
+from zarrflow.chunks.scratch import scratch_chunk
 from zarrflow.codecs import ShardingCodec, coalesce_ranges
 from zarrflow.codecs.sharding import MISSING
 from zarrflow.errors import CodecError, CorruptChunkError, GenerationConflictError
@@ -329,7 +330,7 @@ class ShardReader:
                     inner.decode(piece, out=view)
                     return scratch
             if scratch is None:
-                scratch = np.empty(inner.chunk_shape, inner.dtype)
+                scratch = scratch_chunk(inner.chunk_shape, inner.dtype)
             chunk = inner.decode(piece, out=scratch)
         except CodecError as e:
             raise self.corrupt(job.key, f"cannot be decoded: {e}", item.chunk_coords) from e
