@@ -11,9 +11,9 @@
 # 2. so does a write;
 # 3. concurrent reads are always safe;
 # 4. concurrent *partial* writes to one chunk lose updates unless they are
-#    coordinated — and the coordination strategies that prevent it
-#    (partitioning, locking, batch-and-merge) are what zarrflow's write plans
-#    `aligned`, `lock` and `rechunk` are.
+#    coordinated — zarrflow coordinates them with conditional writes, and the
+#    strategies the guide names (partitioning, locking, batch-and-merge) are
+#    zarrflow's write plans `aligned`, `lock` and `rechunk`.
 
 # %% [markdown]
 # > **About the numbers.** Every timing in this notebook is measured when it
@@ -37,7 +37,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import zarrflow as zf
-from zarrflow.storage import MemoryStore, Store
+from zarrflow.storage import MemoryStore
+from zarrflow.storage.wrapper import StoreWrapper
 
 workdir = tempfile.mkdtemp(prefix="zarrflow-nb02-")
 cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -194,68 +195,65 @@ print("all correct:", all(np.array_equal(b, data[r]) for b, r in zip(blocks, reg
 # Writing *part* of a chunk is a read-modify-write: read the stored chunk,
 # change some elements, store the whole chunk again. Two writers doing that
 # at once on the same chunk both read the old chunk, and the second store
-# erases the first writer's change. zarrflow prevents it with a lock per
-# chunk around every partial write (a thread lock in a process, a
-# `distributed.Lock` on a cluster). Writes that cover whole chunks need no
-# lock, and none is taken.
+# erases the first writer's change. zarrflow prevents it with *conditional*
+# writes: the chunk is read together with its generation, and the merged
+# chunk is stored only if the generation is still the same; a writer that
+# lost the race reads the chunk again and retries (see
+# `docs/reliability.md`). That holds between any writers — threads,
+# processes, machines — on every store with generations (local files,
+# memory, S3). The per-chunk locks zarrflow also takes (a thread lock in a
+# process, a `distributed.Lock` on a cluster) only make writers take turns,
+# so that fewer of them have to retry. Writes that cover whole chunks need
+# neither.
 #
-# To *see* the race, we switch the locks off —
-# `dask.config.set({"zarrflow.lock": "none"})`, meant for benchmarks and
-# exactly this demonstration — and force the worst interleaving with a store
-# whose reads wait for each other: a chunk read blocks until all four
-# writers are reading (or 2 s have passed). That makes the demonstration
-# deterministic instead of a matter of luck.
+# To *see* the race, this demonstration switches **both** off —
+# `dask.config.set({"zarrflow.conditional_writes": False, "zarrflow.lock": "none"})`,
+# settings meant for tests, benchmarks and exactly this demonstration —
+# and forces the worst interleaving with a store whose chunk reads wait for
+# each other: a chunk read blocks until all four writers are reading (or
+# 2 s have passed). That makes the demonstration deterministic instead of a
+# matter of luck. Then the same four writers run with the defaults, and
+# once more with only the locks off, to show which mechanism does the work.
 
 
 # %%
-class WrappedStore(Store):
-    """A store that forwards to another one; subclasses change what a read does."""
+class RendezvousStore(StoreWrapper):
+    """Chunk reads wait until `parties` readers arrive (or `timeout` passes).
 
-    def __init__(self, inner):
-        self.inner = inner
-        self.url, self.read_only = inner.url, inner.read_only
-
-    def get(self, key):
-        return self.inner.get(key)
-
-    def get_range(self, key, request):
-        return self.inner.get_range(key, request)
-
-    def set(self, key, value):
-        self.inner.set(key, value)
-
-    def delete(self, key):
-        self.inner.delete(key)
-
-    def list_prefix(self, prefix):
-        return self.inner.list_prefix(prefix)
-
-
-class RendezvousStore(WrappedStore):
-    """Chunk reads wait until `parties` readers arrive (or `timeout` passes)."""
+    Everything else, generations and conditional writes included, is the
+    inner store's (StoreWrapper forwards it).
+    """
 
     def __init__(self, inner, parties, timeout=2.0):
         super().__init__(inner)
         self.barrier = threading.Barrier(parties, timeout=timeout)
 
-    def get(self, key):
-        value = self.inner.get(key)
+    def meet(self, key):
         if "/c/" in f"/{key}":  # a chunk key, not metadata
             # if the others do not come within the timeout, carry on alone
             with contextlib.suppress(threading.BrokenBarrierError):
                 self.barrier.wait()
+
+    def get(self, key):  # the plain read of a read-modify-write
+        value = self.inner.get(key)
+        self.meet(key)
+        return value
+
+    def get_versioned(self, key):  # the read of a conditional read-modify-write
+        value = self.inner.get_versioned(key)
+        self.meet(key)
         return value
 
 
-def four_writers(lock_setting):
-    """Four threads each write two columns of the same 8x8 chunk."""
+def four_writers(settings):
+    """Four threads each write two columns of the same 8x8 chunk, under `settings`."""
     store = RendezvousStore(MemoryStore(), parties=4)
     target = zf.create(store, shape=(8, 8), chunks=(8, 8), dtype="int32")
 
     def writer(i):
         target[:, 2 * i : 2 * i + 2] = i + 1
 
-    with dask.config.set({"zarrflow.lock": lock_setting}):
+    with dask.config.set(settings):
         threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
         t0 = time.perf_counter()
         for t in threads:
@@ -267,15 +265,17 @@ def four_writers(lock_setting):
 
 
 # %% tags=["readme-figure"]
-unsafe, t_unsafe = four_writers("none")
-safe, t_safe = four_writers("auto")  # the default
+unsafe, t_unsafe = four_writers({"zarrflow.conditional_writes": False, "zarrflow.lock": "none"})
+safe, t_safe = four_writers({})  # the defaults: conditional writes on, locks "auto"
+unlocked, t_unlocked = four_writers({"zarrflow.lock": "none"})  # conditional writes alone
 expected = np.repeat(np.arange(1, 5, dtype="int32"), 2)[None, :].repeat(8, 0)
 
-fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
 for ax, img, title in [
     (axes[0], expected, "intended"),
-    (axes[1], unsafe, 'zarrflow.lock = "none"'),
-    (axes[2], safe, 'zarrflow.lock = "auto" (default)'),
+    (axes[1], unsafe, "conditional writes off,\nlocks off (demo only)"),
+    (axes[2], safe, "defaults: conditional writes,\nlocks auto"),
+    (axes[3], unlocked, "conditional writes,\nlocks off"),
 ]:
     ax.imshow(img, vmin=0, vmax=4, cmap="viridis")
     ax.set(title=title, xticks=[], yticks=[])
@@ -283,15 +283,23 @@ plt.tight_layout()
 plt.show()
 
 lost = sorted(set(range(1, 5)) - set(np.unique(unsafe)))
-print(f"without locks: writers {lost} lost their update ({t_unsafe:.2f} s)")
-print(f"with locks:    correct = {np.array_equal(safe, expected)} ({t_safe:.2f} s)")
+print(f"both off:                writers {lost} lost their update ({t_unsafe:.2f} s)")
+print(f"defaults:                correct = {np.array_equal(safe, expected)} ({t_safe:.2f} s)")
+print(
+    f"conditional, no locks:   correct = {np.array_equal(unlocked, expected)} ({t_unlocked:.2f} s)"
+)
 
 # %% [markdown]
-# Without locks all four writers read the empty chunk, and only the last
-# store survives. With locks the writers take turns, each reading the chunk
-# its predecessor stored. (The locked run takes about 2 s only because our
-# rendezvous store waits 2 s for readers that never come — the lock holder
-# is alone. A real store does not wait.)
+# With both mechanisms off, all four writers read the empty chunk and only
+# the last store survives. With the defaults nothing is lost: the writers
+# take turns at the lock, each reading the chunk its predecessor stored, and
+# each store is conditional besides. With the locks off but conditional
+# writes on, nothing is lost either: all four read the same generation, one
+# store succeeds, the other three find the generation changed, read again
+# and retry — the locks only spare them those retries. (The runs take
+# about 2 s only because our rendezvous store waits 2 s for readers that
+# never come once the writers no longer read together. A real store does
+# not wait.)
 #
 # ## Write plans: aligned, rechunk, lock
 #
@@ -306,7 +314,7 @@ print(f"with locks:    correct = {np.array_equal(safe, expected)} ({t_safe:.2f} 
 #   rechunked so each chunk has one writer; no locks; works on every
 #   scheduler, processes included. (*Batch and merge*.)
 # * **`lock`** — when asked for: blocks stay as they are, and each shared
-#   chunk is written under its lock. (*Application-level locking*.)
+#   chunk is written under its lock, each write a conditional read-modify-write.
 
 # %%
 target = zf.create(f"{workdir}/plans.zarr", shape=data.shape, chunks=(256, 256), dtype="float32")
@@ -362,8 +370,10 @@ for k, v in plan_times.items():
 # * Reads and writes spanning many chunks run as parallel Dask tasks; on a
 #   CPU-bound local store expect at most *cores*× — measure it (above).
 # * Reads never need coordination.
-# * Whole-chunk writes need none either; partial writes take the chunk's
-#   lock, so concurrent writers to one chunk never lose an update.
+# * Whole-chunk writes need none either; partial writes are conditional
+#   (stored only if the chunk is unchanged since it was read, else retried),
+#   so concurrent writers to one chunk never lose an update; the per-chunk
+#   locks only make them take turns.
 # * For a whole dask array, `to_zarr` picks a plan: aligned blocks are
 #   written as they are, unaligned ones are rechunked to one writer per chunk
 #   (or, with `strategy="lock"`, written under per-chunk locks).

@@ -196,8 +196,11 @@ print(n, "chunks, sum matches:", checksum == int(data.sum(dtype="int64")))
 #
 # `fn(chunk_index, chunk)` runs in the task that reads the chunk, on a
 # worker; only its result travels back. For a per-chunk summary that is a
-# few bytes instead of 40 KB. `reduce_chunks` folds those results as they
-# arrive.
+# few bytes instead of 40 KB. On a cluster `reduce_chunks` goes further: it
+# is a tree reduction on the workers. Each leaf task reads a batch of chunks,
+# applies `fn` and folds the results with `combine`; merge tasks fold up to
+# eight finished leaves or merges at a time, so only the final value travels
+# to the client (`combine` must be associative and commutative).
 
 
 # %%
@@ -219,9 +222,11 @@ print(
 # %% [markdown]
 # ## Locks on a cluster
 #
-# Partial writes from several workers to one chunk are serialised by a
-# `distributed.Lock` named from the store URL and chunk key, so all workers
-# agree on it. The same interleaved write as notebook 02's lock plan —
+# Partial writes from several workers to one chunk are conditional (stored
+# only if the chunk is unchanged since it was read, else read again and
+# retried), so none is lost; a `distributed.Lock` named from the store URL
+# and chunk key, which all workers agree on, makes them take turns so that
+# few have to retry. The same interleaved write as notebook 02's lock plan —
 # blocks of 30 columns into chunks of 100 — loses nothing:
 
 # %%

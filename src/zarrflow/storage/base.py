@@ -382,6 +382,11 @@ class Store(ABC):
     def exists(self, key: str) -> bool:
         return self.get(key) is not None
 
+    def _check_writable(self, key: str) -> None:
+        """Raise ReadOnlyError for a write of ``key`` when this store is read-only."""
+        if self.read_only:
+            raise ReadOnlyError(f"cannot write key {key!r}: store {self.url} is read-only")
+
     # generations (see the module docstring) -------------------------------------
     def _unsupported(self, what: str) -> UnsupportedOperationError:
         return UnsupportedOperationError(

@@ -35,9 +35,6 @@ from fsspec.asyn import sync
 
 from zarrflow.errors import (
     GenerationConflictError,
-    ReadOnlyError,
-    StoreError,
-    TransientStoreError,
 )
 from zarrflow.storage import s3_conditional as s3
 from zarrflow.storage.base import (
@@ -54,11 +51,20 @@ from zarrflow.storage.base import (
     check_condition,
     slice_bytes,
 )
-from zarrflow.storage.failures import hint, is_missing_error, is_transient_error
+from zarrflow.storage.failures import is_missing_error, is_transient_error
 from zarrflow.storage.keys import is_valid_key, validate_key, validate_prefix
 from zarrflow.storage.local import is_lock_name, is_temp_name
 from zarrflow.storage.remote import make_filesystem, prepare_async, whole_read_kwargs
-from zarrflow.storage.retry import Failure, RetryPolicy, call_async, call_sync, io_budget
+from zarrflow.storage.retry import (
+    Failure,
+    RetryPolicy,
+    call_async,
+    call_sync,
+    failures_by_key,
+    io_budget,
+    raise_first_failure,
+    request_error,
+)
 
 __all__ = ["FsspecStore", "is_missing_error", "is_transient_error"]
 
@@ -138,29 +144,6 @@ class FsspecStore(Store):
 
     def _path(self, key: str) -> str:
         return self._prefix + validate_key(key)
-
-    def _error(self, action: str, key: str, failure: Failure, others: int = 0) -> StoreError:
-        """The StoreError (TransientStoreError after retries) for a failed request."""
-        cls = TransientStoreError if failure.kind == "transient" else StoreError
-        advice = hint(failure.exception)
-        more = f"; {others} more key(s) failed too" if others else ""
-        return cls(
-            f"could not {action} key {key!r} in {self.url}: {failure.describe()}"
-            + (f" — {advice}" if advice else "")
-            + more
-        )
-
-    def _raise_first(self, action: str, keys: Sequence[str], outcomes: Sequence[Any]) -> None:
-        """Raise for the first Failure in ``outcomes`` (the key at the same index)."""
-        failed = [i for i, o in enumerate(outcomes) if isinstance(o, Failure)]
-        if failed:
-            failure = outcomes[failed[0]]
-            error = self._error(action, keys[failed[0]], failure, len(failed) - 1)
-            raise error from failure.exception
-
-    def _check_writable(self, key: str) -> None:
-        if self.read_only:
-            raise ReadOnlyError(f"cannot write key {key!r}: store {self.url} is read-only")
 
     # requests -------------------------------------------------------------------------
     def _call_many(self, method: str, calls: Sequence[Call]) -> list[Any]:
@@ -246,7 +229,7 @@ class FsspecStore(Store):
                 out[i] = self._slice_whole(key, request, outcome)
             else:
                 others = sum(isinstance(o, Failure) for o in outcomes[n + 1 :])
-                raise self._error("read", key, outcome, others) from outcome.exception
+                raise request_error(self.url, "read", key, outcome, others) from outcome.exception
         return out
 
     @staticmethod
@@ -272,7 +255,8 @@ class FsspecStore(Store):
             return None
         start = getattr(request, "start", getattr(request, "offset", None))
         if start is not None and start < len(value):
-            raise self._error("read a byte range of", key, failure) from failure.exception
+            error = request_error(self.url, "read a byte range of", key, failure)
+            raise error from failure.exception
         return slice_bytes(value, request)
 
     def exists(self, key: str) -> bool:
@@ -281,7 +265,7 @@ class FsspecStore(Store):
         if isinstance(outcome, Failure):
             if outcome.kind == "missing":
                 return False
-            raise self._error("check", key, outcome) from outcome.exception
+            raise request_error(self.url, "check", key, outcome) from outcome.exception
         return bool(outcome)
 
     def list_prefix(self, prefix: str) -> Iterator[str]:
@@ -293,7 +277,7 @@ class FsspecStore(Store):
         if isinstance(outcome, Failure):
             if outcome.kind == "missing":
                 return iter([])
-            raise self._error("list", prefix, outcome) from outcome.exception
+            raise request_error(self.url, "list", prefix, outcome) from outcome.exception
         n = len(self._prefix)
         keys = [p[n:] for p in outcome if p.startswith(self._prefix)]
         return iter([k for k in keys if k.startswith(prefix) and _listable(k)])
@@ -308,11 +292,11 @@ class FsspecStore(Store):
 
         Every key is validated first, so an invalid key means nothing is written.
         """
-        self._raise_first("write", *self._put(items))
+        raise_first_failure(self.url, "write", *self._put(items))
 
     def try_set_many(self, items: Mapping[str, bytes]) -> dict[str, Exception]:
         """Write many objects concurrently, trying every one: the keys that failed, and why."""
-        return self._errors("write", *self._put(items))
+        return failures_by_key(self.url, "write", *self._put(items))
 
     def _put(self, items: Mapping[str, bytes]) -> tuple[list[str], list[Any]]:
         """PUT every item (keys validated first): the keys, and each one's outcome."""
@@ -334,16 +318,6 @@ class FsspecStore(Store):
                 outcomes[i] = outcome
         return keys, outcomes
 
-    def _errors(self, action: str, keys: Sequence[str], outcomes: Sequence[Any]) -> dict:
-        """The StoreError of each key whose outcome is a Failure, raised from its cause."""
-        failed = {}
-        for key, outcome in zip(keys, outcomes, strict=True):
-            if isinstance(outcome, Failure):
-                error = self._error(action, key, outcome)
-                error.__cause__ = outcome.exception
-                failed[key] = error
-        return failed
-
     def _needs_parents(self, outcome: Any) -> bool:
         return (
             isinstance(outcome, Failure)
@@ -356,12 +330,12 @@ class FsspecStore(Store):
         self._check_writable(key)
         outcome = self._call("rm_file", self._path(key))
         if isinstance(outcome, Failure) and not _ignorable(outcome):
-            raise self._error("delete", key, outcome) from outcome.exception
+            raise request_error(self.url, "delete", key, outcome) from outcome.exception
 
     def try_delete_many(self, keys: Iterable[str]) -> dict[str, Exception]:
         """Remove many objects concurrently, trying every one: the keys that failed, and why."""
         keys = list(keys)
-        return self._errors("delete", keys, self._rm_each(self._writable_paths(keys)))
+        return failures_by_key(self.url, "delete", keys, self._rm_each(self._writable_paths(keys)))
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove many objects; one batched ``fs.rm`` on remote filesystems."""
@@ -372,8 +346,8 @@ class FsspecStore(Store):
             if not isinstance(outcome, Failure) or outcome.kind == "missing":
                 return
             if outcome.kind == "transient":
-                raise self._error("delete", keys[0], outcome) from outcome.exception
-        self._raise_first("delete", keys, self._rm_each(paths))
+                raise request_error(self.url, "delete", keys[0], outcome) from outcome.exception
+        raise_first_failure(self.url, "delete", keys, self._rm_each(paths))
 
     def _writable_paths(self, keys: list[str]) -> list[str]:
         """The paths of ``keys``, once every one is known writable (nothing deleted before)."""
@@ -405,7 +379,7 @@ class FsspecStore(Store):
             raise outcome.exception
         if outcome.kind == "missing":
             return None
-        raise self._error(action, key, outcome) from outcome.exception
+        raise request_error(self.url, action, key, outcome) from outcome.exception
 
     def get_versioned(self, key: str) -> Versioned | None:
         """The object ``key`` and its ETag (one GET), or None."""
@@ -529,7 +503,7 @@ class FsspecStore(Store):
         call = partial(s3.conditional, put, self.url, key, expected)
         outcome = self._run_many([call])[0]
         if isinstance(outcome, Failure) and outcome.kind == "missing":
-            raise self._error("write", key, outcome) from outcome.exception
+            raise request_error(self.url, "write", key, outcome) from outcome.exception
         return self._outcome("write", key, outcome)
 
     def delete_if(self, key: str, condition: IfGeneration) -> None:

@@ -38,7 +38,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from zarrflow.errors import KeyPathError, ReadOnlyError, StoreError
+from zarrflow.errors import KeyPathError, StoreError
 from zarrflow.storage.base import (
     NOT_MODIFIED,
     ByteRequest,
@@ -162,10 +162,6 @@ class LocalStore(Store):
 
     def _error(self, action: str, key: str, exc: OSError) -> StoreError:
         return StoreError(f"could not {action} key {key!r} in {self.url}: {exc}")
-
-    def _check_writable(self, key: str) -> None:
-        if self.read_only:
-            raise ReadOnlyError(f"cannot write key {key!r}: store {self.url} is read-only")
 
     # reads ------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:

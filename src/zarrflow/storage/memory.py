@@ -20,7 +20,6 @@ import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 
-from zarrflow.errors import ReadOnlyError
 from zarrflow.storage.base import (
     NOT_MODIFIED,
     ByteRequest,
@@ -123,10 +122,6 @@ class MemoryStore(Store):
 
     def __hash__(self) -> int:
         return hash((MemoryStore, self.name, self.read_only))
-
-    def _check_writable(self, key: str) -> None:
-        if self.read_only:
-            raise ReadOnlyError(f"cannot write key {key!r}: store {self.url} is read-only")
 
     def get(self, key: str) -> bytes | None:
         """The value at ``key``, or None."""

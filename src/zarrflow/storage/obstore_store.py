@@ -32,7 +32,7 @@ from typing import Any
 
 from fsspec.asyn import get_loop, sync
 
-from zarrflow.errors import GenerationConflictError, ReadOnlyError, StoreError, TransientStoreError
+from zarrflow.errors import GenerationConflictError, StoreError
 from zarrflow.storage.base import (
     NOT_MODIFIED,
     ByteRequest,
@@ -49,7 +49,6 @@ from zarrflow.storage.base import (
     check_generation,
     slice_bytes,
 )
-from zarrflow.storage.failures import hint
 from zarrflow.storage.fsspec_store import FsspecStore
 from zarrflow.storage.keys import is_valid_key, validate_key, validate_prefix
 from zarrflow.storage.obstore_client import (
@@ -62,7 +61,15 @@ from zarrflow.storage.obstore_client import (
     translate_error,
     uses_native_options,
 )
-from zarrflow.storage.retry import Failure, RetryPolicy, call_async, io_budget
+from zarrflow.storage.retry import (
+    Failure,
+    RetryPolicy,
+    call_async,
+    failures_by_key,
+    io_budget,
+    raise_first_failure,
+    request_error,
+)
 
 __all__ = ["ObstoreStore"]
 
@@ -216,29 +223,6 @@ class ObstoreStore(Store):
 
         return request
 
-    def _error(self, action: str, key: str, failure: Failure, others: int = 0) -> StoreError:
-        """The StoreError (TransientStoreError after retries) for a failed request."""
-        cls = TransientStoreError if failure.kind == "transient" else StoreError
-        advice = hint(failure.exception)
-        more = f"; {others} more key(s) failed too" if others else ""
-        return cls(
-            f"could not {action} key {key!r} in {self.url}: {failure.describe()}"
-            + (f" — {advice}" if advice else "")
-            + more
-        )
-
-    def _raise(self, action: str, keys: Sequence[str], outcomes: Sequence[Any]) -> None:
-        """Raise for the first Failure in ``outcomes`` (the key at the same index)."""
-        failed = [i for i, o in enumerate(outcomes) if isinstance(o, Failure)]
-        if failed:
-            failure = outcomes[failed[0]]
-            error = self._error(action, keys[failed[0]], failure, len(failed) - 1)
-            raise error from failure.exception
-
-    def _check_writable(self, key: str) -> None:
-        if self.read_only:
-            raise ReadOnlyError(f"cannot write key {key!r}: store {self.url} is read-only")
-
     # reads ----------------------------------------------------------------------------------
     def _get_request(
         self, key: str, request: ByteRequest | None, generation: str | None = None
@@ -289,7 +273,7 @@ class ObstoreStore(Store):
                 out[i] = self._sliced(key, request, generation)
             else:
                 others = sum(isinstance(o, Failure) for o in outcomes[n + 1 :])
-                raise self._error("read", key, outcome, others) from outcome.exception
+                raise request_error(self.url, "read", key, outcome, others) from outcome.exception
         return out
 
     def _sliced(
@@ -314,7 +298,7 @@ class ObstoreStore(Store):
         if isinstance(outcome, Failure):
             if outcome.kind == "missing":
                 return None
-            raise self._error("check", key, outcome) from outcome.exception
+            raise request_error(self.url, "check", key, outcome) from outcome.exception
         return dict(outcome)
 
     def get(self, key: str) -> bytes | None:
@@ -374,7 +358,7 @@ class ObstoreStore(Store):
                     out.append(None)
                     continue
                 others = sum(isinstance(o, Failure) for o in outcomes) - 1
-                raise self._error("read", key, outcome, others) from outcome.exception
+                raise request_error(self.url, "read", key, outcome, others) from outcome.exception
             out.append(outcome if outcome is NOT_MODIFIED else self._versioned(key, outcome))
         return out
 
@@ -466,7 +450,7 @@ class ObstoreStore(Store):
             if isinstance(outcome.exception, PreconditionFailed):
                 found = "an object is stored there" if expected is None else "it has changed"
                 raise GenerationConflictError(self.url, key, expected, found)
-            raise self._error("write", key, outcome) from outcome.exception
+            raise request_error(self.url, "write", key, outcome) from outcome.exception
         if outcome is None:
             raise StoreError(f"wrote key {key!r} in {self.url}, but the server sent no ETag")
         return outcome
@@ -520,7 +504,7 @@ class ObstoreStore(Store):
         if isinstance(outcome, Failure):
             if outcome.kind == "missing":
                 return iter([])
-            raise self._error("list", prefix, outcome) from outcome.exception
+            raise request_error(self.url, "list", prefix, outcome) from outcome.exception
         return iter(sorted(k for k in outcome if k.startswith(prefix) and is_valid_key(k)))
 
     def list_dir(self, prefix: str) -> list[str]:
@@ -540,7 +524,7 @@ class ObstoreStore(Store):
         if isinstance(outcome, Failure):
             if outcome.kind == "missing":
                 return []
-            raise self._error("list", prefix, outcome) from outcome.exception
+            raise request_error(self.url, "list", prefix, outcome) from outcome.exception
         return sorted({p.rstrip("/").rpartition("/")[2] for p in outcome} - {""})
 
     # writes -----------------------------------------------------------------------------------
@@ -567,24 +551,15 @@ class ObstoreStore(Store):
 
     def set(self, key: str, value: bytes) -> None:
         """Write object ``key`` (unconditionally: the last writer wins)."""
-        self._raise("write", *self._put([(key, value)]))
+        raise_first_failure(self.url, "write", *self._put([(key, value)]))
 
     def set_many(self, items: Mapping[str, bytes]) -> None:
         """Write many objects with concurrent PUTs; an invalid key means nothing is written."""
-        self._raise("write", *self._put(items.items()))
+        raise_first_failure(self.url, "write", *self._put(items.items()))
 
     def try_set_many(self, items: Mapping[str, bytes]) -> dict[str, Exception]:
         """Write many objects concurrently, trying every one: the keys that failed, and why."""
-        return self._errors("write", *self._put(items.items()))
-
-    def _errors(self, action: str, keys: Sequence[str], outcomes: Sequence[Any]) -> dict:
-        failed = {}
-        for key, outcome in zip(keys, outcomes, strict=True):
-            if isinstance(outcome, Failure):
-                error = self._error(action, key, outcome)
-                error.__cause__ = outcome.exception
-                failed[key] = error
-        return failed
+        return failures_by_key(self.url, "write", *self._put(items.items()))
 
     def _delete(self, keys: Sequence[str]) -> list[Any]:
         """DELETE each key concurrently: None where it went (or was never there), or Failure."""
@@ -598,17 +573,17 @@ class ObstoreStore(Store):
 
     def delete(self, key: str) -> None:
         """Remove object ``key``; a missing key is ignored."""
-        self._raise("delete", [key], self._delete([key]))
+        raise_first_failure(self.url, "delete", [key], self._delete([key]))
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove many objects with concurrent DELETEs."""
         keys = list(keys)
-        self._raise("delete", keys, self._delete(keys))
+        raise_first_failure(self.url, "delete", keys, self._delete(keys))
 
     def try_delete_many(self, keys: Iterable[str]) -> dict[str, Exception]:
         """Remove many objects concurrently, trying every one: the keys that failed, and why."""
         keys = list(keys)
-        return self._errors("delete", keys, self._delete(keys))
+        return failures_by_key(self.url, "delete", keys, self._delete(keys))
 
     def close(self) -> None:
         """Nothing to release: connections are pooled by the client and closed with it."""

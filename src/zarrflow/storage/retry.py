@@ -29,13 +29,14 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import dask
 
-from zarrflow.storage.failures import failure_kind
+from zarrflow.errors import StoreError, TransientStoreError
+from zarrflow.storage.failures import failure_kind, hint
 from zarrflow.telemetry.events import HOOKS, current_operation, emit
 
 __all__ = [
@@ -44,8 +45,11 @@ __all__ = [
     "RetryPolicy",
     "call_async",
     "call_sync",
+    "failures_by_key",
     "io_budget",
+    "raise_first_failure",
     "report_retry",
+    "request_error",
 ]
 
 T = TypeVar("T")
@@ -345,3 +349,95 @@ def call_sync(
                 budget.release()
     assert failure is not None
     return failure
+
+
+def request_error(url: str, action: str, key: str, failure: Failure, others: int = 0) -> StoreError:
+    """The StoreError (TransientStoreError after retries) for a failed request.
+
+    Parameters
+    ----------
+    url
+        The store's URL.
+    action
+        What was attempted, as in "could not <action> key ...".
+    key
+        The key of the failed request.
+    failure
+        How it failed.
+    others
+        How many more keys of the same batch failed.
+
+    Examples
+    --------
+    >>> failure = Failure(TimeoutError("slow"), "transient", 3, 1.5)
+    >>> print(request_error("s3://b", "read", "a/c/0", failure))
+    could not read key 'a/c/0' in s3://b: TimeoutError: slow (gave up after 3 attempt(s) in 1.50 s)
+    """
+    cls = TransientStoreError if failure.kind == "transient" else StoreError
+    advice = hint(failure.exception)
+    more = f"; {others} more key(s) failed too" if others else ""
+    return cls(
+        f"could not {action} key {key!r} in {url}: {failure.describe()}"
+        + (f" — {advice}" if advice else "")
+        + more
+    )
+
+
+def raise_first_failure(
+    url: str, action: str, keys: Sequence[str], outcomes: Sequence[Any]
+) -> None:
+    """Raise :func:`request_error` for the first Failure in ``outcomes`` (the key at its index).
+
+    Parameters
+    ----------
+    url
+        The store's URL.
+    action
+        What was attempted.
+    keys, outcomes
+        The batch's keys and, at the same indexes, their values or Failures.
+
+    Examples
+    --------
+    >>> raise_first_failure("memory://x", "write", ["a", "b"], [None, None])
+    >>> failed = Failure(PermissionError("denied"), "permanent", 1, 0.0)
+    >>> raise_first_failure("memory://x", "write", ["a", "b"], [None, failed])
+    Traceback (most recent call last):
+    ...
+    zarrflow.errors.StoreError: could not write key 'b' in memory://x: PermissionError: denied...
+    """
+    failed = [i for i, o in enumerate(outcomes) if isinstance(o, Failure)]
+    if failed:
+        failure = outcomes[failed[0]]
+        error = request_error(url, action, keys[failed[0]], failure, len(failed) - 1)
+        raise error from failure.exception
+
+
+def failures_by_key(
+    url: str, action: str, keys: Sequence[str], outcomes: Sequence[Any]
+) -> dict[str, Exception]:
+    """The :func:`request_error` of each key whose outcome is a Failure, caused by its exception.
+
+    Parameters
+    ----------
+    url
+        The store's URL.
+    action
+        What was attempted.
+    keys, outcomes
+        The batch's keys and, at the same indexes, their values or Failures.
+
+    Examples
+    --------
+    >>> failed = Failure(PermissionError("denied"), "permanent", 1, 0.0)
+    >>> errors = failures_by_key("memory://x", "write", ["a", "b"], [None, failed])
+    >>> list(errors), type(errors["b"].__cause__).__name__
+    (['b'], 'PermissionError')
+    """
+    failed: dict[str, Exception] = {}
+    for key, outcome in zip(keys, outcomes, strict=True):
+        if isinstance(outcome, Failure):
+            error = request_error(url, action, key, outcome)
+            error.__cause__ = outcome.exception
+            failed[key] = error
+    return failed

@@ -41,7 +41,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Literal
 
-from zarrflow.errors import ReadOnlyError, StoreError
+from zarrflow.errors import StoreError
 from zarrflow.storage.base import (
     ByteRequest,
     OffsetByteRequest,
@@ -194,10 +194,6 @@ class ZipStore(Store):
         return iter([name for name in names if name.startswith(prefix)])
 
     # writes -----------------------------------------------------------------------
-    def _check_writable(self, key: str) -> None:
-        if self.read_only:
-            raise ReadOnlyError(f"cannot write key {key!r}: store {self.url} is read-only")
-
     def set(self, key: str, value: bytes) -> None:
         """Append member ``key``; a key already in the archive raises StoreError."""
         self._check_writable(key)
