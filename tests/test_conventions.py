@@ -222,3 +222,23 @@ def test_to_dask_blocks_whole_shards_or_the_stored_chunks(sharded_pair):
     one = a.to_dask(chunks_per_task=1)  # the inner chunks, as dask.array.from_zarr gives
     assert one.chunks == da.from_zarr(z).chunks
     np.testing.assert_array_equal(one.compute(scheduler="threads"), data)
+
+
+def test_v2_dimension_names_are_kept_as_xarrays_attribute():
+    """Zarr v2 has no dimension_names field: they used to be dropped without a word."""
+    url = "memory://conventions-v2-dims"
+    a = zf.create(
+        url, shape=(2, 3), chunks=(2, 3), dtype="i2", zarr_format=2, dimension_names=["y", "x"]
+    )
+    assert a.attrs["_ARRAY_DIMENSIONS"] == ["y", "x"]
+    assert a.dimension_names == ("y", "x")
+    with pytest.raises(zf.MetadataError, match="_ARRAY_DIMENSIONS"):
+        zf.create(
+            f"{url}-2",
+            shape=(2, 3),
+            chunks=(2, 3),
+            dtype="i2",
+            zarr_format=2,
+            dimension_names=["y", "x"],
+            attributes={"_ARRAY_DIMENSIONS": ["a", "b"]},
+        )

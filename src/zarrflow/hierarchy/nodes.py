@@ -120,6 +120,33 @@ def auto_chunks(shape: Sequence[int], dtype: np.dtype, target_bytes: int = 4 << 
     return tuple(max(1, b[0]) if b else 1 for b in blocks)
 
 
+def _v2_attributes(
+    attributes: Mapping[str, Any] | None,
+    dimension_names: Sequence[str | None] | None,
+    ndim: int,
+) -> dict[str, Any]:
+    """A v2 array's attributes, with ``dimension_names`` in xarray's ``_ARRAY_DIMENSIONS``.
+
+    Zarr v2 has no field for dimension names; xarray (and ``zarrflow copy``)
+    keep them in that attribute, so that is where they go rather than being dropped.
+    """
+    attrs = dict(attributes or {})
+    if dimension_names is None:
+        return attrs
+    names = list(dimension_names)
+    if len(names) != ndim or not all(isinstance(n, str) for n in names):
+        raise MetadataError(
+            f"dimension_names must be {ndim} strings for a Zarr v2 array (stored as the "
+            f"'_ARRAY_DIMENSIONS' attribute), not {dimension_names!r}"
+        )
+    if attrs.setdefault("_ARRAY_DIMENSIONS", names) != names:
+        raise MetadataError(
+            f"dimension_names {names!r} disagree with the '_ARRAY_DIMENSIONS' attribute "
+            f"{attrs['_ARRAY_DIMENSIONS']!r} given in attributes"
+        )
+    return attrs
+
+
 def create_array_metadata(
     store: Store,
     path: str = "",
@@ -181,7 +208,7 @@ def create_array_metadata(
             fill_value=fill_value,
             order=order,
             dimension_separator=dimension_separator or ".",
-            attributes=dict(attributes or {}),
+            attributes=_v2_attributes(attributes, dimension_names, len(shape)),
         )
     elif zarr_format == 3:
         if dimension_separator is not None and chunk_key_encoding is None:
